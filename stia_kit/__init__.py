@@ -1,0 +1,2 @@
+"""STIA-Kit: spatio-temporal interaction attention kit."""
+__version__ = "0.1.0"
