@@ -63,6 +63,8 @@ class C3D(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 5 or x.shape[2] < 16 or min(x.shape[3:]) < 32:
+            raise ValueError(f"C3D expects [B, C, T>=16, H>=32, W>=32] (four 2x temporal pools), got {list(x.shape)}")
         return self.classifier(self.features(x))
 
 

@@ -1,0 +1,92 @@
+"""Notebook parameters: flat papermill primitives -> a validated frozen dataclass.
+
+papermill injects parameters as a cell after the one tagged ``parameters`` and only *warns* about names
+the notebook does not declare. STIA-Kit notebooks therefore validate them::
+
+    # first code cell (imports)
+    from stia_kit.params import from_notebook, snapshot
+    _names_before = snapshot(globals())
+
+    # cell tagged "parameters"
+    epochs = 3
+    dataset = "synth"
+
+    # (papermill's injected-parameters cell lands here)
+
+    # next cell
+    P = from_notebook(QuickstartParams, globals(), _names_before)
+
+:func:`from_notebook` raises :class:`ParameterError` for a name that is not a field of the dataclass
+(a typo like ``epoch=5`` would otherwise be silently ignored) and for a value of the wrong type.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Mapping, TypeVar
+
+P = TypeVar("P")
+
+
+class ParameterError(ValueError):
+    """A notebook / CLI parameter is unknown or has the wrong type."""
+
+
+def snapshot(namespace: Mapping[str, Any]) -> frozenset[str]:
+    """Names defined before the parameters cell (imports etc.); see :func:`from_notebook`."""
+    return frozenset(namespace)
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> Any:
+    """Return ``value`` (ints accepted for floats) or raise ParameterError naming the parameter."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ParameterError(f"parameter {name!r} must be one of {list(allowed)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(annotation):
+            try:
+                return _check_type(name, value, arg)
+            except ParameterError as e:
+                errors.append(str(e))
+        raise ParameterError(f"parameter {name!r}: {value!r} matches none of {annotation}")
+    if annotation is type(None):
+        if value is not None:
+            raise ParameterError(f"parameter {name!r} must be None, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParameterError(f"parameter {name!r} must be a float, got {type(value).__name__} {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParameterError(f"parameter {name!r} must be an int, got {type(value).__name__} {value!r}")
+        return value
+    if annotation in (str, bool):
+        if not isinstance(value, annotation):
+            raise ParameterError(f"parameter {name!r} must be a {annotation.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"parameter {name!r}: unsupported annotation {annotation!r} (keep parameters flat primitives)")
+
+
+def from_mapping(cls: type[P], values: Mapping[str, Any]) -> P:
+    """Build dataclass ``cls`` from ``values``; unknown names and wrong types raise ParameterError."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter(s) {unknown} for {cls.__name__}; valid parameters: {sorted(fields)}"
+        )
+    checked = {k: _check_type(k, v, hints[k]) for k, v in values.items()}
+    return cls(**checked)
+
+
+def from_notebook(cls: type[P], namespace: Mapping[str, Any], before: frozenset[str]) -> P:
+    """Collect the names defined after ``before`` (parameters cell + papermill's injection) into ``cls``."""
+    values = {k: v for k, v in namespace.items() if k not in before and not k.startswith("_")}
+    return from_mapping(cls, values)
