@@ -21,6 +21,7 @@ the notebook does not declare. STIA-Kit notebooks therefore validate them::
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -90,3 +91,30 @@ def from_notebook(cls: type[P], namespace: Mapping[str, Any], before: frozenset[
     """Collect the names defined after ``before`` (parameters cell + papermill's injection) into ``cls``."""
     values = {k: v for k, v in namespace.items() if k not in before and not k.startswith("_")}
     return from_mapping(cls, values)
+
+
+def add_arguments(parser: "argparse.ArgumentParser", cls: type) -> None:
+    """Add one ``--field-name`` option per dataclass field (the CLI mirror of a notebook's parameters)."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        ann = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if ann is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                help=f"(default: {default})")
+            continue
+        origin = typing.get_origin(ann)
+        choices = list(typing.get_args(ann)) if origin is typing.Literal else None
+        args = [a for a in typing.get_args(ann) if a is not type(None)] if origin in (typing.Union, types.UnionType) else [ann]
+        conv = args[0] if args and args[0] in (int, float, str) else str
+        if choices:
+            conv = type(choices[0])
+        parser.add_argument(flag, dest=f.name, type=conv, choices=choices, default=argparse.SUPPRESS,
+                            help=f"(default: {default})")
+
+
+def from_args(cls: type[P], namespace: "argparse.Namespace") -> P:
+    """Build ``cls`` from the options :func:`add_arguments` added (only the ones given on the command line)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return from_mapping(cls, {k: v for k, v in vars(namespace).items() if k in names})
