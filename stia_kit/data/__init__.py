@@ -1,0 +1,52 @@
+"""STIA-Kit data layer: decoding, frame sampling, clip transforms, datasets and dataset checks.
+
+Quick start::
+
+    from stia_kit.data import DataConfig, build_dataset
+    ds = build_dataset("ucf101", "/data/ucf101", split=1, train=True, config=DataConfig(), missing="skip")
+    sample = ds[0]   # {"video": [C, T, H, W] float32, "label": int, "index": int, "failed": str}
+"""
+
+from .check import CheckReport, detect_layout, check_videos, find_videos, format_report
+from .config import KINETICS_MEAN, KINETICS_STD, DataConfig
+from .datasets import (
+    ARID,
+    DATASET_NAMES,
+    HMDB51,
+    UCF101,
+    ManifestDataset,
+    MissingVideosError,
+    NoReadableSampleError,
+    VideoDataset,
+    arid_split,
+    build_dataset,
+    hmdb51_split,
+    manifest_samples,
+    ucf101_split,
+)
+from .sampling import clip_span, dense_indices, tsn_indices
+from .transforms import (
+    CenterCrop,
+    Compose,
+    MultiScaleCrop,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomShortSideResize,
+    ShortSideResize,
+    TenCrop,
+    ThreeCrop,
+    resize_clip,
+    to_tensor_clip,
+)
+from .video_io import VIDEO_SUFFIXES, VideoInfo, VideoReadError, decode_all, num_frames, probe, read_clip, read_frames
+
+__all__ = [
+    "ARID", "CenterCrop", "CheckReport", "Compose", "DATASET_NAMES", "DataConfig", "HMDB51", "KINETICS_MEAN",
+    "KINETICS_STD", "ManifestDataset", "MissingVideosError", "MultiScaleCrop", "NoReadableSampleError",
+    "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomShortSideResize", "ShortSideResize", "TenCrop",
+    "ThreeCrop", "UCF101", "VIDEO_SUFFIXES", "VideoDataset", "VideoInfo", "VideoReadError", "arid_split",
+    "build_dataset", "check_videos", "clip_span", "decode_all", "dense_indices", "detect_layout", "find_videos",
+    "format_report", "hmdb51_split", "manifest_samples", "num_frames", "probe", "read_clip", "read_frames",
+    "resize_clip", "to_tensor_clip", "tsn_indices", "ucf101_split",
+]

@@ -1,0 +1,143 @@
+"""Data-pipeline configuration: one frozen dataclass, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .sampling import dense_indices, tsn_indices
+from .transforms import (
+    CenterCrop,
+    Compose,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomShortSideResize,
+    ShortSideResize,
+    TenCrop,
+    ThreeCrop,
+)
+
+__all__ = ["DataConfig", "KINETICS_MEAN", "KINETICS_STD"]
+
+KINETICS_MEAN: tuple[float, float, float] = (0.45, 0.45, 0.45)
+KINETICS_STD: tuple[float, float, float] = (0.225, 0.225, 0.225)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How clips are sampled, decoded and transformed (train and test)."""
+
+    num_frames: int = 8  # T: frames per clip (dense) or segments (TSN)
+    stride: int = 2  # s: step between sampled frames in a dense clip (ignored by TSN)
+    sampling: Literal["dense", "tsn"] = "dense"  # dense clip at stride s, or TSN one-frame-per-segment
+    short_side: int = 72  # short side after resizing (test; train too unless scale_jitter is set)
+    crop_size: int = 64  # square crop side fed to the model
+    scale_jitter: tuple[int, int] | None = None  # train: random short side in [min, max] instead of short_side
+    flip: bool = True  # train: random horizontal flip (p = 0.5)
+    mean: tuple[float, float, float] = KINETICS_MEAN  # per-channel mean (RGB, [0, 1] scale)
+    std: tuple[float, float, float] = KINETICS_STD  # per-channel std (RGB, [0, 1] scale)
+    test_clips: int = 1  # test: temporal clips per video
+    test_crops: Literal[1, 3, 10] = 1  # test: spatial crops per clip (centre / three-crop / ten-crop)
+    short_clip: Literal["loop", "repeat_last"] = "loop"  # rule for videos shorter than a clip
+    backend: Literal["auto", "decord", "pyav"] = "auto"  # decoder (auto = decord, PyAV fallback)
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "stride", "short_side", "crop_size", "test_clips"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"DataConfig.{name} must be a positive int, got {value!r}")
+        self._check_choice("sampling", ("dense", "tsn"))
+        self._check_choice("test_crops", (1, 3, 10))
+        self._check_choice("short_clip", ("loop", "repeat_last"))
+        self._check_choice("backend", ("auto", "decord", "pyav"))
+        if not isinstance(self.flip, bool):
+            raise ValueError(f"DataConfig.flip must be a bool, got {self.flip!r}")
+        if self.crop_size > self.short_side:
+            raise ValueError(
+                f"DataConfig.crop_size ({self.crop_size}) must be <= short_side ({self.short_side})"
+            )
+        self._check_jitter()
+        self._check_stats("mean", positive=False)
+        self._check_stats("std", positive=True)
+
+    def _check_choice(self, name: str, choices: tuple[object, ...]) -> None:
+        value = getattr(self, name)
+        if isinstance(value, bool) or value not in choices:
+            raise ValueError(f"DataConfig.{name} must be one of {choices}, got {value!r}")
+
+    def _check_jitter(self) -> None:
+        jitter = self.scale_jitter
+        if jitter is None:
+            return
+        if not isinstance(jitter, tuple) or len(jitter) != 2 or not all(_is_int(v) for v in jitter):
+            raise ValueError(f"DataConfig.scale_jitter must be None or a (min, max) tuple of ints, got {jitter!r}")
+        low, high = jitter
+        if not self.crop_size <= low <= high:
+            raise ValueError(
+                f"DataConfig.scale_jitter must satisfy crop_size ({self.crop_size}) <= min <= max, got {jitter}"
+            )
+
+    def _check_stats(self, name: str, positive: bool) -> None:
+        value = getattr(self, name)
+        ok = isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)
+        if not ok or (positive and any(v <= 0 for v in value)):
+            need = "3 positive numbers" if positive else "3 numbers"
+            raise ValueError(f"DataConfig.{name} must be a tuple of {need}, got {value!r}")
+
+    @property
+    def test_views(self) -> int:
+        """V = test_clips * test_crops: views per video in test mode."""
+        return self.test_clips * self.test_crops
+
+    def sample_indices(self, num_frames: int, *, train: bool, rng: np.random.Generator | None) -> np.ndarray:
+        """Frame indices for one video.
+
+        Shape:
+            int64 ``[clips, T]``: ``clips = 1`` when training, ``test_clips`` when testing.
+        """
+        clips = 1 if train else self.test_clips
+        if self.sampling == "tsn":
+            return tsn_indices(
+                num_frames, self.num_frames, train=train, rng=rng, num_clips=clips, short_clip=self.short_clip
+            )
+        return dense_indices(
+            num_frames,
+            self.num_frames,
+            self.stride,
+            train=train,
+            rng=rng,
+            num_clips=clips,
+            short_clip=self.short_clip,
+        )
+
+    def train_transform(self) -> Compose:
+        """Resize (or scale-jitter) -> random crop -> optional flip -> normalise.
+
+        Shape:
+            ``[C, T, H, W] -> [C, T, crop_size, crop_size]``.
+        """
+        if self.scale_jitter is not None:
+            steps: list = [RandomShortSideResize(*self.scale_jitter)]
+        else:
+            steps = [ShortSideResize(self.short_side)]
+        steps.append(RandomCrop(self.crop_size))
+        if self.flip:
+            steps.append(RandomHorizontalFlip(0.5))
+        steps.append(Normalize(self.mean, self.std))
+        return Compose(steps)
+
+    def test_transform(self) -> Compose:
+        """Resize -> centre / three / ten crop -> normalise.
+
+        Shape:
+            ``[C, T, H, W] -> [C, T, crop, crop]`` (1 crop) or ``[K, C, T, crop, crop]`` (K = 3 or 10).
+        """
+        crop = {1: CenterCrop, 3: ThreeCrop, 10: TenCrop}[self.test_crops](self.crop_size)
+        return Compose([ShortSideResize(self.short_side), crop, Normalize(self.mean, self.std)])

@@ -1,0 +1,554 @@
+"""Video datasets: UCF101, HMDB51, ARID, manifest files, all on one :class:`VideoDataset` base.
+
+Samples are dicts (see DESIGN.md)::
+
+    {"video": Tensor,  # [C, T, H, W] float32; test mode with V = test_clips * test_crops > 1: [V, C, T, H, W]
+     "label": int,     # 0-based class index
+     "index": int,     # index of the sample actually returned (differs from the request when substituted)
+     "failed": str}    # "" normally; "path: reason" for every file skipped to produce this sample ("; "-joined)
+
+Missing files (``missing=``) are found once, at construction: ``"raise"`` raises one
+:class:`MissingVideosError` (how many of how many are missing, the first few paths); ``"skip"`` keeps the
+present files, lists the others in ``dataset.missing`` and emits one ``warnings.warn``.
+
+Unreadable files (``on_error=``) are found when read: ``"raise"`` raises :class:`VideoReadError`; ``"skip"``
+substitutes the next sample (``index + 1``, ``index + 2``, ... wrapping; at most ``max_attempts`` files), records
+``"path: reason"`` in the sample's ``"failed"`` field and in ``dataset.quarantine``, and raises
+:class:`NoReadableSampleError` only if every attempt fails. Inside DataLoader workers ``quarantine`` fills in
+the worker's copy of the dataset; the main process learns about skipped files through ``"failed"``.
+
+Randomness: sample ``i`` in epoch ``e`` uses ``numpy.random.default_rng([seed, e, i])`` for both frame
+sampling and transforms, so results are reproducible for any number of DataLoader workers and differ across
+samples and epochs. Call :meth:`VideoDataset.set_epoch` before each epoch (with ``persistent_workers=True`` the
+workers keep the epoch they were created with, so keep persistent workers off when relying on ``set_epoch``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .config import DataConfig
+from .transforms import to_tensor_clip
+from .video_io import VideoReadError, read_clip
+
+__all__ = [
+    "MissingVideosError",
+    "NoReadableSampleError",
+    "VideoDataset",
+    "UCF101",
+    "HMDB51",
+    "ARID",
+    "ManifestDataset",
+    "build_dataset",
+    "DATASET_NAMES",
+]
+
+MissingPolicy = Literal["raise", "skip"]
+ErrorPolicy = Literal["raise", "skip"]
+DATASET_NAMES: tuple[str, ...] = ("ucf101", "hmdb51", "arid", "manifest")
+_SHOW_FIRST = 5
+
+
+class MissingVideosError(FileNotFoundError):
+    """Listed video files are missing on disk (raised once per dataset, not per file)."""
+
+    def __init__(self, name: str, missing: Sequence[Path], total: int) -> None:
+        self.missing = list(missing)
+        self.total = total
+        first = "\n  ".join(str(p) for p in self.missing[:_SHOW_FIRST])
+        more = f"\n  ... and {len(self.missing) - _SHOW_FIRST} more" if len(self.missing) > _SHOW_FIRST else ""
+        super().__init__(
+            f"{name}: {len(self.missing)} of {total} listed video files are missing, e.g.:\n  {first}{more}\n"
+            f"Pass missing='skip' to use only the {total - len(self.missing)} present files."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_exception, (type(self), str(self)))
+
+
+class NoReadableSampleError(RuntimeError):
+    """on_error='skip' tried ``max_attempts`` consecutive samples and none could be read."""
+
+
+def _rebuild_exception(cls: type[BaseException], message: str) -> BaseException:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    return exc
+
+
+def _check_policy(name: str, value: str) -> None:
+    if value not in ("raise", "skip"):
+        raise ValueError(f"{name} must be 'raise' or 'skip', got {value!r}")
+
+
+class VideoDataset(Dataset):
+    """A list of ``(video path, label)`` pairs decoded and transformed according to a :class:`DataConfig`.
+
+    Args:
+        samples: ``(path, 0-based label)`` pairs.
+        classes: class names; ``classes[label]`` names a sample's class.
+        config: sampling / transform / backend settings.
+        train: training mode (random clip + augmentation) or test mode (multi-view).
+        missing: ``"raise"`` or ``"skip"`` listed files that do not exist.
+        on_error: ``"raise"`` or ``"skip"`` (substitute) files that cannot be decoded.
+        seed: base seed of the per-sample generators.
+        max_attempts: files tried per item when ``on_error="skip"``.
+        name: used in messages.
+
+    Shape:
+        ``self[i]["video"]``: ``[C, T, crop, crop]``, or ``[V, C, T, crop, crop]`` in test mode with
+        ``V = config.test_clips * config.test_crops > 1``.
+    """
+
+    def __init__(
+        self,
+        samples: Iterable[tuple[str | os.PathLike[str], int]],
+        classes: Sequence[str],
+        config: DataConfig = DataConfig(),
+        train: bool = True,
+        missing: MissingPolicy = "raise",
+        on_error: ErrorPolicy = "raise",
+        seed: int = 0,
+        max_attempts: int = 10,
+        name: str | None = None,
+    ) -> None:
+        _check_policy("missing", missing)
+        _check_policy("on_error", on_error)
+        if not isinstance(config, DataConfig):
+            raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.name = name or type(self).__name__
+        self.classes: list[str] = list(classes)
+        listed = [(Path(p), int(label)) for p, label in samples]
+        self._check_labels(listed)
+        self.config = config
+        self.train = train
+        self.on_error = on_error
+        self.seed = int(seed)
+        self.max_attempts = max_attempts
+        self.epoch = 0
+        self.quarantine: list[str] = []
+        self.num_listed = len(listed)
+        self.samples: list[tuple[Path, int]] = [s for s in listed if s[0].is_file()]
+        self.missing: list[Path] = [p for p, _ in listed if not p.is_file()]
+        self._handle_missing(missing)
+        self._train_tf = config.train_transform()
+        self._test_tf = config.test_transform()
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _check_labels(self, listed: list[tuple[Path, int]]) -> None:
+        for path, label in listed:
+            if not 0 <= label < len(self.classes):
+                raise ValueError(
+                    f"{self.name}: label {label} of {path} is outside [0, {len(self.classes)}) "
+                    f"({len(self.classes)} classes)"
+                )
+
+    def _handle_missing(self, policy: MissingPolicy) -> None:
+        if not self.missing:
+            return
+        if policy == "raise":
+            raise MissingVideosError(self.name, self.missing, self.num_listed)
+        warnings.warn(
+            f"{self.name}: skipping {len(self.missing)} of {self.num_listed} listed video files that are missing "
+            f"(first: {self.missing[0]}); {len(self.samples)} remain",
+            stacklevel=3,
+        )
+        if not self.samples:
+            raise MissingVideosError(self.name, self.missing, self.num_listed)
+
+    # ------------------------------------------------------------------ dataset protocol
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the per-sample random streams (call before each training epoch)."""
+        self.epoch = int(epoch)
+
+    def rng_for(self, index: int) -> np.random.Generator:
+        """The generator used for sample ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} samples")
+        index = index % len(self)
+        failures: list[str] = []
+        for attempt in range(min(self.max_attempts, len(self))):
+            current = (index + attempt) % len(self)
+            path, label = self.samples[current]
+            try:
+                video = self.load(current)
+            except Exception as exc:  # noqa: BLE001 - in skip mode every failure is recorded, never fatal
+                if self.on_error == "raise":
+                    raise
+                reason = exc.reason if isinstance(exc, VideoReadError) else f"{type(exc).__name__}: {exc}"
+                failures.append(f"{path}: {reason}")
+                self.quarantine.append(failures[-1])
+                continue
+            return {"video": video, "label": label, "index": current, "failed": "; ".join(failures)}
+        raise NoReadableSampleError(
+            f"{self.name}: no readable video among {len(failures)} samples tried from index {index}: "
+            + "; ".join(failures)
+        )
+
+    def load(self, index: int) -> torch.Tensor:
+        """Decode and transform sample ``index`` (no error handling).
+
+        Shape:
+            ``[C, T, crop, crop]`` or ``[V, C, T, crop, crop]`` (test mode, V > 1).
+
+        Raises:
+            VideoReadError: the file cannot be decoded.
+        """
+        path, _ = self.samples[index]
+        rng = self.rng_for(index)
+        cfg = self.config
+        frames, idx, _ = read_clip(path, lambda n: cfg.sample_indices(n, train=self.train, rng=rng), cfg.backend)
+        clip = to_tensor_clip(frames)  # [C, clips * T, H, W]
+        if self.train:
+            return self._train_tf(clip, rng)
+        clips, t = idx.shape
+        c, _, h, w = clip.shape
+        multi = clip.reshape(c, clips, t, h, w).transpose(0, 1)  # [clips, C, T, H, W]
+        views = self._test_tf(multi, rng)  # [clips, C, T, h, w] or [clips, K, C, T, h, w]
+        views = views.reshape(-1, *views.shape[-4:])
+        return views[0] if views.shape[0] == 1 else views.contiguous()
+
+    def __repr__(self) -> str:
+        mode = "train" if self.train else "test"
+        return (
+            f"{self.name}({len(self)} of {self.num_listed} listed videos, {len(self.classes)} classes, {mode}, "
+            f"{len(self.missing)} missing)"
+        )
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"split/list file not found: {path}")
+    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+
+
+def _check_split(split: int) -> None:
+    if split not in (1, 2, 3):
+        raise ValueError(f"split must be 1, 2 or 3, got {split!r}")
+
+
+class _CaseInsensitiveResolver:
+    """Resolve relative paths under ``base`` ignoring case (directory listings cached per instance)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._listings: dict[Path, dict[str, str]] = {}
+
+    def _listing(self, directory: Path) -> dict[str, str]:
+        if directory not in self._listings:
+            try:
+                self._listings[directory] = {name.lower(): name for name in os.listdir(directory)}
+            except OSError:
+                self._listings[directory] = {}
+        return self._listings[directory]
+
+    def resolve(self, rel: str) -> Path:
+        exact = self.base / rel
+        if exact.is_file():
+            return exact
+        current = self.base
+        for part in Path(rel).parts:
+            name = self._listing(current).get(part.lower())
+            if name is None:
+                return exact
+            current = current / name
+        return current if current.is_file() else exact
+
+
+# ------------------------------------------------------------------------------------------ UCF101
+
+
+def ucf101_split(root: str | os.PathLike[str], split: int = 1, train: bool = True) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Parse ``root/ucfTrainTestlist`` into ``(samples, classes)`` (files need not exist).
+
+    ``classInd.txt`` ("1 ApplyEyeMakeup", 1-based) gives the classes. Train lines carry a 1-based label; test
+    lines do not, so their label comes from the folder name (case-insensitive, for ``HandstandPushups`` vs
+    ``HandStandPushups``). Videos resolve to ``root/UCF-101/<rel>``, case-insensitively when the exact path
+    does not exist.
+    """
+    _check_split(split)
+    root = Path(root)
+    lists = root / "ucfTrainTestlist"
+    classes: list[str] = []
+    for line in _read_lines(lists / "classInd.txt"):
+        number, name = line.split(maxsplit=1)
+        if int(number) != len(classes) + 1:
+            raise ValueError(f"{lists / 'classInd.txt'}: expected class number {len(classes) + 1}, got {line!r}")
+        classes.append(name.strip())
+    by_lower = {c.lower(): i for i, c in enumerate(classes)}
+    list_file = lists / f"{'train' if train else 'test'}list0{split}.txt"
+    resolver = _CaseInsensitiveResolver(root / "UCF-101")
+    samples: list[tuple[Path, int]] = []
+    for line in _read_lines(list_file):
+        parts = line.split()
+        rel = parts[0]
+        folder = rel.split("/")[0].lower()
+        if folder not in by_lower:
+            raise ValueError(f"{list_file}: class folder of {rel!r} is not in classInd.txt")
+        label = int(parts[1]) - 1 if len(parts) > 1 else by_lower[folder]
+        samples.append((resolver.resolve(rel), label))
+    return samples, classes
+
+
+class UCF101(VideoDataset):
+    """UCF101 in its official layout: ``root/UCF-101/<Class>/v_*.avi`` and ``root/ucfTrainTestlist/``.
+
+    Any dataset in the same layout works (the classes come from ``classInd.txt``).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: int = 1,
+        train: bool = True,
+        config: DataConfig = DataConfig(),
+        missing: MissingPolicy = "raise",
+        on_error: ErrorPolicy = "raise",
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        samples, classes = ucf101_split(root, split, train)
+        super().__init__(samples, classes, config, train, missing, on_error, seed, name=f"UCF101(split {split})", **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ HMDB51
+
+_HMDB_SPLIT = re.compile(r"^(?P<cls>.+)_test_split(?P<k>[123])\.txt$")
+
+
+def hmdb51_split(root: str | os.PathLike[str], split: int = 1, train: bool = True) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Parse ``root/testTrainMulti_7030_splits/<class>_test_split<k>.txt`` into ``(samples, classes)``.
+
+    Lines are ``<video>.avi <tag>`` with tag 1 = train, 2 = test, 0 = unused. Classes are the sorted class
+    names found in the split file names. Videos resolve to ``root/hmdb51_org/<class>/<video>``.
+    """
+    _check_split(split)
+    root = Path(root)
+    split_dir = root / "testTrainMulti_7030_splits"
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"HMDB51 split folder not found: {split_dir}")
+    files = {}
+    for entry in sorted(split_dir.iterdir()):
+        m = _HMDB_SPLIT.match(entry.name)
+        if m and int(m["k"]) == split:
+            files[m["cls"]] = entry
+    if not files:
+        raise FileNotFoundError(f"no '<class>_test_split{split}.txt' files in {split_dir}")
+    classes = sorted(files)
+    wanted = "1" if train else "2"
+    samples: list[tuple[Path, int]] = []
+    for label, cls in enumerate(classes):
+        for line in _read_lines(files[cls]):
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise ValueError(f"{files[cls]}: expected '<video> <0|1|2>', got {line!r}")
+            if parts[1] == wanted:
+                samples.append((root / "hmdb51_org" / cls / parts[0], label))
+    return samples, classes
+
+
+class HMDB51(VideoDataset):
+    """HMDB51 in its official layout: ``root/hmdb51_org/<class>/*.avi`` + ``root/testTrainMulti_7030_splits/``."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: int = 1,
+        train: bool = True,
+        config: DataConfig = DataConfig(),
+        missing: MissingPolicy = "raise",
+        on_error: ErrorPolicy = "raise",
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        samples, classes = hmdb51_split(root, split, train)
+        super().__init__(samples, classes, config, train, missing, on_error, seed, name=f"HMDB51(split {split})", **kwargs)
+
+
+# -------------------------------------------------------------------------------------------- ARID
+
+#: Folders searched, in order, for an ARID list entry ``Class/Class_<actor>_<n>.avi``.
+ARID_VIDEO_DIRS: tuple[str, ...] = ("clips_v1", "clips_v1.5", "")
+
+
+def arid_split(root: str | os.PathLike[str], split: int = 1, train: bool = True) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Parse ``root/splits_v1/ARID_split<k>_{train,test}.txt`` and ``mapping_table.txt``.
+
+    List lines are ``index<TAB>label<TAB>Class/Class_<actor>_<n>.avi``. Each video is looked up in
+    ``root/clips_v1/``, then ``root/clips_v1.5/``, then ``root/`` itself; the first existing file wins (a
+    missing file is reported at its ``clips_v1`` path).
+    """
+    _check_split(split)
+    root = Path(root)
+    splits = root / "splits_v1"
+    classes: list[str] = []
+    for line in _read_lines(splits / "mapping_table.txt"):
+        number, name = line.split(maxsplit=1)
+        if int(number) != len(classes):
+            raise ValueError(f"{splits / 'mapping_table.txt'}: expected class {len(classes)}, got {line!r}")
+        classes.append(name.strip())
+    list_file = splits / f"ARID_split{split}_{'train' if train else 'test'}.txt"
+    samples: list[tuple[Path, int]] = []
+    for line in _read_lines(list_file):
+        parts = line.split("\t") if "\t" in line else line.split()
+        if len(parts) != 3:
+            raise ValueError(f"{list_file}: expected 'index<TAB>label<TAB>path', got {line!r}")
+        rel = parts[2].strip()
+        candidates = [root / d / rel if d else root / rel for d in ARID_VIDEO_DIRS]
+        found = next((c for c in candidates if c.is_file()), candidates[0])
+        samples.append((found, int(parts[1])))
+    return samples, classes
+
+
+class ARID(VideoDataset):
+    """ARID (dark videos): split lists in ``root/splits_v1/``, videos in ``root/clips_v1/`` (see :func:`arid_split`)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: int = 1,
+        train: bool = True,
+        config: DataConfig = DataConfig(),
+        missing: MissingPolicy = "raise",
+        on_error: ErrorPolicy = "raise",
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        samples, classes = arid_split(root, split, train)
+        super().__init__(samples, classes, config, train, missing, on_error, seed, name=f"ARID(split {split})", **kwargs)
+
+
+# ---------------------------------------------------------------------------------------- manifest
+
+
+def _manifest_rows(path: Path) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = next(csv.reader([line])) if "," in line else line.rsplit(None, 1)
+        fields = [f.strip() for f in fields]
+        if len(fields) != 2 or not all(fields):
+            raise ValueError(f"{path}:{number}: expected 'path,label' or 'path label', got {line!r}")
+        rows.append((fields[0], fields[1]))
+    if rows and rows[0][0].lower() == "path" and rows[0][1].lower() == "label":
+        rows = rows[1:]
+    return rows
+
+
+def manifest_samples(
+    rows: Sequence[tuple[str | os.PathLike[str], int | str]],
+    root: Path | None,
+    classes: Sequence[str] | None = None,
+    source: str = "manifest",
+) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Turn ``(path, label)`` rows (label: int or class name) into samples and classes.
+
+    With class-name labels the classes are ``classes`` if given, else the sorted distinct names. With integer
+    labels the classes are ``classes`` if given, else ``["0", "1", ..., str(max label)]``.
+    """
+    labels = [str(label).strip() for _, label in rows]
+    numeric = [lab.lstrip("-").isdigit() for lab in labels]
+    if any(numeric) and not all(numeric):
+        raise ValueError(f"{source}: labels mix integers and class names")
+    if all(numeric) and labels:
+        ints = [int(lab) for lab in labels]
+        names = list(classes) if classes is not None else [str(i) for i in range(max(ints) + 1)]
+    else:
+        names = list(classes) if classes is not None else sorted(set(labels))
+        lookup = {n: i for i, n in enumerate(names)}
+        unknown = sorted(set(labels) - set(lookup))
+        if unknown:
+            raise ValueError(f"{source}: labels {unknown[:5]} are not among the given classes")
+        ints = [lookup[lab] for lab in labels]
+    samples = []
+    for (p, _), label in zip(rows, ints):
+        path = Path(p)
+        samples.append((path if path.is_absolute() or root is None else root / path, label))
+    return samples, names
+
+
+class ManifestDataset(VideoDataset):
+    """Videos listed in a manifest file or given as a list.
+
+    Args:
+        manifest: a file with one ``path,label`` (CSV) or ``path label`` (whitespace) per line, an optional
+            ``path,label`` header and ``#`` comments; or a list of ``(path, label)`` pairs. Labels are ints or
+            class names.
+        root: base of relative paths (default: the manifest file's folder; for a list: paths as given).
+        classes: class names (optional; see :func:`manifest_samples`).
+    """
+
+    def __init__(
+        self,
+        manifest: str | os.PathLike[str] | Sequence[tuple[str | os.PathLike[str], int | str]],
+        root: str | os.PathLike[str] | None = None,
+        train: bool = True,
+        config: DataConfig = DataConfig(),
+        missing: MissingPolicy = "raise",
+        on_error: ErrorPolicy = "raise",
+        seed: int = 0,
+        classes: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(manifest, (str, os.PathLike)):
+            path = Path(manifest)
+            if not path.is_file():
+                raise FileNotFoundError(f"manifest file not found: {path}")
+            rows: Sequence[tuple[Any, Any]] = _manifest_rows(path)
+            base = Path(root) if root is not None else path.parent
+            source = str(path)
+        else:
+            rows, base, source = list(manifest), (Path(root) if root is not None else None), "manifest list"
+        samples, names = manifest_samples(rows, base, classes, source)
+        super().__init__(samples, names, config, train, missing, on_error, seed, name=f"Manifest({source})", **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ factory
+
+
+def build_dataset(
+    name: Literal["ucf101", "hmdb51", "arid", "manifest"],
+    root: str | os.PathLike[str],
+    *,
+    split: int = 1,
+    train: bool = True,
+    config: DataConfig = DataConfig(),
+    missing: MissingPolicy = "raise",
+    on_error: ErrorPolicy = "raise",
+    seed: int = 0,
+) -> VideoDataset:
+    """Build a dataset by name. For ``"manifest"``, ``root`` is the manifest file (``split`` is ignored)."""
+    common = dict(train=train, config=config, missing=missing, on_error=on_error, seed=seed)
+    if name == "ucf101":
+        return UCF101(root, split=split, **common)
+    if name == "hmdb51":
+        return HMDB51(root, split=split, **common)
+    if name == "arid":
+        return ARID(root, split=split, **common)
+    if name == "manifest":
+        return ManifestDataset(root, **common)
+    raise ValueError(f"unknown dataset {name!r}; expected one of {DATASET_NAMES}")

@@ -1,0 +1,151 @@
+"""Frame-index samplers: pure functions ``(num_frames, rng) -> int64 index array``.
+
+Two samplers, both returning ``[num_clips, T]`` arrays of frame indices in ``[0, num_frames)``:
+
+- :func:`dense_indices`: ``T`` frames at stride ``s`` (a clip spans ``(T - 1) * s + 1`` frames). Training: one
+  clip at a uniformly random start. Testing: ``num_clips`` clips with evenly spaced starts from the first to
+  the last possible start (one clip: the centred one).
+- :func:`tsn_indices`: TSN segment sampling. The video is cut into ``T`` equal segments and one frame is
+  taken per segment: at a random offset inside each segment when training, at the segment centre when testing
+  (``num_clips > 1`` test clips use offsets ``(c + 0.5) / num_clips`` of the segment length).
+
+Short videos (fewer frames than a clip needs: ``num_frames < (T - 1) * s + 1`` for dense, ``num_frames < T``
+for TSN) follow the ``short_clip`` rule, with the stride kept:
+
+- ``"loop"``: indices wrap around, ``(start + k * s) % num_frames`` (the clip continues from the first frame).
+  Training draws ``start`` uniformly in ``[0, num_frames)``; testing uses ``start = 0`` for every clip.
+- ``"repeat_last"``: indices are clamped, ``min(k * s, num_frames - 1)`` (the last frame is repeated to pad),
+  always starting at frame 0.
+
+Randomness comes only from the ``numpy.random.Generator`` passed in, so a seeded generator reproduces the
+indices exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["ShortClipRule", "SHORT_CLIP_RULES", "dense_indices", "tsn_indices", "clip_span"]
+
+ShortClipRule = Literal["loop", "repeat_last"]
+SHORT_CLIP_RULES: tuple[str, ...] = ("loop", "repeat_last")
+
+
+def _check_common(num_frames: int, clip_len: int, num_clips: int, short_clip: str) -> None:
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1 (a video with no frames cannot be sampled), got {num_frames}")
+    if clip_len < 1:
+        raise ValueError(f"clip_len must be >= 1, got {clip_len}")
+    if num_clips < 1:
+        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+    if short_clip not in SHORT_CLIP_RULES:
+        raise ValueError(f"short_clip must be one of {SHORT_CLIP_RULES}, got {short_clip!r}")
+
+
+def _need_rng(rng: np.random.Generator | None, what: str) -> np.random.Generator:
+    if rng is None:
+        raise ValueError(f"{what}: training-mode sampling needs rng=numpy.random.Generator (for reproducibility)")
+    return rng
+
+
+def clip_span(clip_len: int, stride: int) -> int:
+    """Number of consecutive frames a dense clip covers: ``(clip_len - 1) * stride + 1``."""
+    return (clip_len - 1) * stride + 1
+
+
+def _short_dense(
+    num_frames: int, clip_len: int, stride: int, starts: np.ndarray, short_clip: ShortClipRule
+) -> np.ndarray:
+    offsets = np.arange(clip_len, dtype=np.int64) * stride
+    if short_clip == "loop":
+        return (starts[:, None] + offsets[None, :]) % num_frames
+    return np.minimum(offsets[None, :].repeat(len(starts), axis=0), num_frames - 1)
+
+
+def dense_indices(
+    num_frames: int,
+    clip_len: int,
+    stride: int,
+    *,
+    train: bool,
+    rng: np.random.Generator | None = None,
+    num_clips: int = 1,
+    short_clip: ShortClipRule = "loop",
+) -> np.ndarray:
+    """Dense clip sampling: ``clip_len`` frames ``stride`` apart.
+
+    Args:
+        num_frames: frames in the video (>= 1).
+        clip_len: frames per clip (T).
+        stride: step between sampled frames (s >= 1).
+        train: random start (one clip) when True; ``num_clips`` evenly spaced clips when False.
+        rng: required when ``train`` is True.
+        num_clips: test clips (ignored when training, which always returns one clip).
+        short_clip: rule for videos shorter than the clip span (see module docstring).
+
+    Shape:
+        returns int64 ``[num_clips, clip_len]`` (``[1, clip_len]`` when training).
+    """
+    _check_common(num_frames, clip_len, num_clips, short_clip)
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    span = clip_span(clip_len, stride)
+    n_out = 1 if train else num_clips
+    if num_frames < span:
+        if train and short_clip == "loop":
+            starts = _need_rng(rng, "dense_indices").integers(0, num_frames, size=1)
+        else:
+            starts = np.zeros(n_out, dtype=np.int64)
+        return _short_dense(num_frames, clip_len, stride, starts.astype(np.int64), short_clip)
+    max_start = num_frames - span
+    if train:
+        starts = _need_rng(rng, "dense_indices").integers(0, max_start + 1, size=1)
+    elif num_clips == 1:
+        starts = np.array([max_start // 2])
+    else:
+        starts = np.round(np.linspace(0, max_start, num_clips)).astype(np.int64)
+    offsets = np.arange(clip_len, dtype=np.int64) * stride
+    return (starts.astype(np.int64)[:, None] + offsets[None, :]).astype(np.int64)
+
+
+def tsn_indices(
+    num_frames: int,
+    num_segments: int,
+    *,
+    train: bool,
+    rng: np.random.Generator | None = None,
+    num_clips: int = 1,
+    short_clip: ShortClipRule = "loop",
+) -> np.ndarray:
+    """TSN segment sampling: one frame from each of ``num_segments`` equal segments.
+
+    Args:
+        num_frames: frames in the video (>= 1).
+        num_segments: segments = frames per clip (T).
+        train: random offset inside each segment when True, segment centre when False.
+        rng: required when ``train`` is True.
+        num_clips: test clips; clip ``c`` takes offset ``(c + 0.5) / num_clips`` of each segment.
+        short_clip: rule when ``num_frames < num_segments`` (stride 1, see module docstring).
+
+    Shape:
+        returns int64 ``[num_clips, num_segments]`` (``[1, num_segments]`` when training).
+    """
+    _check_common(num_frames, num_segments, num_clips, short_clip)
+    if num_frames < num_segments:
+        n_out = 1 if train else num_clips
+        if train and short_clip == "loop":
+            starts = _need_rng(rng, "tsn_indices").integers(0, num_frames, size=1)
+        else:
+            starts = np.zeros(n_out, dtype=np.int64)
+        return _short_dense(num_frames, num_segments, 1, starts.astype(np.int64), short_clip)
+    seg = num_frames / num_segments
+    bounds = np.floor(np.arange(num_segments + 1) * seg).astype(np.int64)  # segment k = [b_k, b_{k+1})
+    lengths = np.maximum(bounds[1:] - bounds[:-1], 1)
+    if train:
+        offsets = (_need_rng(rng, "tsn_indices").random(num_segments) * lengths).astype(np.int64)
+        return (bounds[:-1] + np.minimum(offsets, lengths - 1))[None, :].astype(np.int64)
+    fractions = (np.arange(num_clips) + 0.5) / num_clips
+    idx = bounds[None, :-1] + np.floor(fractions[:, None] * lengths[None, :]).astype(np.int64)
+    return np.minimum(idx, num_frames - 1).astype(np.int64)

@@ -1,0 +1,339 @@
+"""Clip transforms that work on the whole clip tensor at once (no per-frame loop).
+
+Every transform is a callable ``transform(clip, rng) -> clip`` on float tensors shaped ``[..., C, T, H, W]``:
+random parameters are drawn ONCE per call from the ``numpy.random.Generator`` passed in, so every frame of a
+clip gets the same crop / scale / flip, and a seeded generator reproduces the result. Resizing uses
+``torch.nn.functional.interpolate`` on the clip reshaped to ``[N, 1, H, W]``.
+
+Multi-view transforms (:class:`ThreeCrop`, :class:`TenCrop`) insert a view dimension:
+``[..., C, T, H, W] -> [..., V, C, T, H, W]``.
+
+Typical pipelines (see :meth:`stia_kit.data.config.DataConfig.train_transform`)::
+
+    frames = read_frames(path, idx)                 # uint8 [T, H, W, 3]
+    clip = to_tensor_clip(frames)                   # float [3, T, H, W] in [0, 1]
+    clip = Compose([ShortSideResize(72), RandomCrop(64), RandomHorizontalFlip(), Normalize(m, s)])(clip, rng)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "ClipTransform",
+    "to_tensor_clip",
+    "Compose",
+    "ShortSideResize",
+    "RandomShortSideResize",
+    "RandomCrop",
+    "CenterCrop",
+    "ThreeCrop",
+    "TenCrop",
+    "MultiScaleCrop",
+    "RandomHorizontalFlip",
+    "Normalize",
+]
+
+
+class ClipTransform(Protocol):
+    """``(clip [..., C, T, H, W], rng) -> clip``."""
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor: ...
+
+
+def _need_rng(rng: np.random.Generator | None, name: str) -> np.random.Generator:
+    if rng is None:
+        raise ValueError(f"{name} is random: pass rng=numpy.random.Generator (e.g. np.random.default_rng(0))")
+    return rng
+
+
+def _check_clip(clip: torch.Tensor, name: str) -> None:
+    if not isinstance(clip, torch.Tensor) or clip.dim() < 4:
+        shape = tuple(clip.shape) if isinstance(clip, torch.Tensor) else type(clip).__name__
+        raise ValueError(f"{name} expects a tensor [..., C, T, H, W], got {shape}")
+
+
+def _positive(value: int, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def to_tensor_clip(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Convert decoded frames to a float clip in ``[0, 1]``.
+
+    Shape:
+        frames: uint8 ``[T, H, W, C]`` -> returns float32 ``[C, T, H, W]``.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    if x.dim() != 4:
+        raise ValueError(f"to_tensor_clip expects frames [T, H, W, C], got shape {tuple(x.shape)}")
+    if x.dtype != torch.uint8:
+        raise ValueError(f"to_tensor_clip expects uint8 frames, got {x.dtype}")
+    return x.permute(3, 0, 1, 2).contiguous().float().div_(255.0)
+
+
+def resize_clip(clip: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear (antialiased) resize of the last two dims.
+
+    Shape:
+        ``[..., H, W] -> [..., height, width]``.
+    """
+    *lead, h, w = clip.shape
+    if (h, w) == (height, width):
+        return clip
+    flat = clip.reshape(-1, 1, h, w)
+    out = F.interpolate(flat, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return out.reshape(*lead, height, width)
+
+
+def _short_side_size(h: int, w: int, size: int) -> tuple[int, int]:
+    if h <= w:
+        return size, max(1, round(w * size / h))
+    return max(1, round(h * size / w)), size
+
+
+class Compose:
+    """Apply transforms in order, passing the same generator to each."""
+
+    def __init__(self, transforms: Sequence[ClipTransform]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        for t in self.transforms:
+            clip = t(clip, rng)
+        return clip
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(t) for t in self.transforms)
+        return f"Compose([{inner}])"
+
+
+class ShortSideResize:
+    """Resize so the shorter spatial side equals ``size`` (aspect ratio kept).
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., C, T, H', W']`` with ``min(H', W') == size``.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = _positive(size, "ShortSideResize size")
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "ShortSideResize")
+        h, w = clip.shape[-2:]
+        return resize_clip(clip, *_short_side_size(h, w, self.size))
+
+    def __repr__(self) -> str:
+        return f"ShortSideResize({self.size})"
+
+
+class RandomShortSideResize:
+    """Scale jitter: resize the short side to a random integer in ``[min_size, max_size]``.
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., C, T, H', W']`` with ``min_size <= min(H', W') <= max_size``.
+    """
+
+    def __init__(self, min_size: int, max_size: int) -> None:
+        _positive(min_size, "RandomShortSideResize min_size")
+        _positive(max_size, "RandomShortSideResize max_size")
+        if min_size > max_size:
+            raise ValueError(f"RandomShortSideResize: min_size {min_size} > max_size {max_size}")
+        self.min_size, self.max_size = min_size, max_size
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "RandomShortSideResize")
+        size = int(_need_rng(rng, "RandomShortSideResize").integers(self.min_size, self.max_size + 1))
+        h, w = clip.shape[-2:]
+        return resize_clip(clip, *_short_side_size(h, w, size))
+
+    def __repr__(self) -> str:
+        return f"RandomShortSideResize({self.min_size}, {self.max_size})"
+
+
+def _crop(clip: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    return clip[..., top : top + size, left : left + size]
+
+
+def _check_crop(clip: torch.Tensor, size: int, name: str) -> tuple[int, int]:
+    _check_clip(clip, name)
+    h, w = clip.shape[-2:]
+    if h < size or w < size:
+        raise ValueError(f"{name}: crop {size}x{size} is larger than the clip's {h}x{w} frames (resize first)")
+    return h, w
+
+
+class RandomCrop:
+    """Square crop at a random position (the same for every frame).
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., C, T, size, size]``.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = _positive(size, "RandomCrop size")
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        h, w = _check_crop(clip, self.size, "RandomCrop")
+        g = _need_rng(rng, "RandomCrop")
+        top = int(g.integers(0, h - self.size + 1))
+        left = int(g.integers(0, w - self.size + 1))
+        return _crop(clip, top, left, self.size)
+
+    def __repr__(self) -> str:
+        return f"RandomCrop({self.size})"
+
+
+class CenterCrop:
+    """Square centre crop.
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., C, T, size, size]``.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = _positive(size, "CenterCrop size")
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        h, w = _check_crop(clip, self.size, "CenterCrop")
+        return _crop(clip, (h - self.size) // 2, (w - self.size) // 2, self.size)
+
+    def __repr__(self) -> str:
+        return f"CenterCrop({self.size})"
+
+
+class ThreeCrop:
+    """Three square crops along the long side (start, centre, end), centred on the short side.
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., 3, C, T, size, size]``.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = _positive(size, "ThreeCrop size")
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        h, w = _check_crop(clip, self.size, "ThreeCrop")
+        s = self.size
+        if w >= h:
+            top = (h - s) // 2
+            boxes = [(top, 0), (top, (w - s) // 2), (top, w - s)]
+        else:
+            left = (w - s) // 2
+            boxes = [(0, left), ((h - s) // 2, left), (h - s, left)]
+        return torch.stack([_crop(clip, t, l, s) for t, l in boxes], dim=-5)
+
+    def __repr__(self) -> str:
+        return f"ThreeCrop({self.size})"
+
+
+class TenCrop:
+    """Four corner crops + centre crop, and the same five flipped horizontally.
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., 10, C, T, size, size]`` (views 5..9 are the flips of 0..4).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = _positive(size, "TenCrop size")
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        h, w = _check_crop(clip, self.size, "TenCrop")
+        s = self.size
+        boxes = [(0, 0), (0, w - s), (h - s, 0), (h - s, w - s), ((h - s) // 2, (w - s) // 2)]
+        five = [_crop(clip, t, l, s) for t, l in boxes]
+        return torch.stack(five + [c.flip(-1) for c in five], dim=-5)
+
+    def __repr__(self) -> str:
+        return f"TenCrop({self.size})"
+
+
+class MultiScaleCrop:
+    """TSN multi-scale crop: crop height and width are each ``scale * min(H, W)`` for scales drawn from
+    ``scales`` (at most ``max_distort`` positions apart), at a random position, then resized to ``size``.
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., C, T, size, size]``.
+    """
+
+    def __init__(self, size: int, scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66), max_distort: int = 1) -> None:
+        self.size = _positive(size, "MultiScaleCrop size")
+        if not scales or any(not 0 < s <= 1 for s in scales):
+            raise ValueError(f"MultiScaleCrop scales must be in (0, 1], got {tuple(scales)}")
+        if max_distort < 0:
+            raise ValueError(f"MultiScaleCrop max_distort must be >= 0, got {max_distort}")
+        self.scales = tuple(float(s) for s in scales)
+        self.max_distort = max_distort
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "MultiScaleCrop")
+        g = _need_rng(rng, "MultiScaleCrop")
+        h, w = clip.shape[-2:]
+        base = min(h, w)
+        sizes = [max(1, int(base * s)) for s in self.scales]
+        pairs = [
+            (ch, cw)
+            for i, ch in enumerate(sizes)
+            for j, cw in enumerate(sizes)
+            if abs(i - j) <= self.max_distort
+        ]
+        ch, cw = pairs[int(g.integers(0, len(pairs)))]
+        top = int(g.integers(0, h - ch + 1))
+        left = int(g.integers(0, w - cw + 1))
+        return resize_clip(clip[..., top : top + ch, left : left + cw], self.size, self.size)
+
+    def __repr__(self) -> str:
+        return f"MultiScaleCrop({self.size}, scales={self.scales}, max_distort={self.max_distort})"
+
+
+class RandomHorizontalFlip:
+    """Flip every frame left-right with probability ``p`` (one draw per clip).
+
+    Shape:
+        ``[..., C, T, H, W]`` unchanged.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomHorizontalFlip p must be in [0, 1], got {p}")
+        self.p = p
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "RandomHorizontalFlip")
+        if _need_rng(rng, "RandomHorizontalFlip").random() < self.p:
+            return clip.flip(-1)
+        return clip
+
+    def __repr__(self) -> str:
+        return f"RandomHorizontalFlip(p={self.p})"
+
+
+class Normalize:
+    """``(clip - mean) / std`` per channel.
+
+    Shape:
+        ``[..., C, T, H, W]`` unchanged (C must equal ``len(mean)``).
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        if len(mean) != len(std):
+            raise ValueError(f"Normalize: mean has {len(mean)} values but std has {len(std)}")
+        if any(s <= 0 for s in std):
+            raise ValueError(f"Normalize: std values must be > 0, got {tuple(std)}")
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1, 1)
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "Normalize")
+        if clip.shape[-4] != self.mean.shape[0]:
+            raise ValueError(f"Normalize: clip has {clip.shape[-4]} channels, mean/std have {self.mean.shape[0]}")
+        return (clip - self.mean) / self.std
+
+    def __repr__(self) -> str:
+        return f"Normalize(mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"
