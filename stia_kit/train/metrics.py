@@ -1,0 +1,155 @@
+"""Classification metrics: top-k accuracy, confusion matrix, per-class accuracy, multi-view averaging.
+
+Conventions: logits/probabilities are ``[N, C]``; targets are ``[N]`` int class indices; the
+confusion matrix is ``[C, C]`` int64 with **rows = true class, columns = predicted class**.
+``k`` in top-k is clipped to the number of classes (top-5 of a 3-class problem is top-3 = 100%).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .device import DistInfo, all_reduce_sum
+
+
+def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Iterable[int] = (1, 5)) -> dict[int, int]:
+    """Number of samples whose true class is among the top-``k`` scores, for every requested ``k``."""
+    if logits.ndim != 2 or target.ndim != 1 or logits.shape[0] != target.shape[0]:
+        raise ValueError(f"topk_correct: expected logits [N, C] and target [N], got {tuple(logits.shape)} "
+                         f"and {tuple(target.shape)}")
+    ks = list(ks)
+    if any(k < 1 for k in ks):
+        raise ValueError(f"topk_correct: every k must be >= 1, got {ks}")
+    if logits.shape[0] == 0:
+        return {k: 0 for k in ks}
+    num_classes = logits.shape[1]
+    kmax = min(max(ks), num_classes)
+    top = logits.topk(kmax, dim=1).indices  # [N, kmax]
+    hits = top.eq(target.to(top.device).view(-1, 1))  # [N, kmax]
+    return {k: int(hits[:, : min(k, num_classes)].any(dim=1).sum()) for k in ks}
+
+
+def topk_accuracy(logits: torch.Tensor, target: torch.Tensor, ks: Iterable[int] = (1, 5)) -> dict[int, float]:
+    """Top-k accuracy in [0, 1] for every ``k`` (``k`` clipped to the number of classes)."""
+    n = target.shape[0]
+    if n == 0:
+        raise ValueError("topk_accuracy: no samples")
+    return {k: c / n for k, c in topk_correct(logits, target, ks).items()}
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``[num_classes, num_classes]`` int64 counts, rows = true class, columns = predicted class."""
+    pred, target = pred.reshape(-1).long().cpu(), target.reshape(-1).long().cpu()
+    if pred.shape != target.shape:
+        raise ValueError(f"confusion_matrix: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    for name, t in (("pred", pred), ("target", target)):
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+            raise ValueError(f"confusion_matrix: {name} has values outside [0, {num_classes})")
+    flat = target * num_classes + pred
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_accuracy(confusion: torch.Tensor) -> list[float]:
+    """Recall of every class (diagonal / row sum); ``nan`` for classes without samples."""
+    conf = torch.as_tensor(confusion).double()
+    support = conf.sum(dim=1)
+    acc = conf.diagonal() / support
+    return [float("nan") if s == 0 else float(a) for a, s in zip(acc, support)]
+
+
+def multiview_probs(model: nn.Module, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Average softmax over views: ``[B, V, C, T, H, W]`` (or a dict of such) -> probabilities ``[B, classes]``.
+
+    The views are folded into the batch (one forward of ``B * V`` clips); a model returning a dict
+    contributes its ``"logits"``.
+    """
+    if isinstance(inputs, Mapping):
+        first = next(iter(inputs.values()))
+        b, v = first.shape[:2]
+        flat: Any = {k: t.reshape(b * v, *t.shape[2:]) for k, t in inputs.items()}
+    else:
+        if inputs.ndim < 3:
+            raise ValueError(f"multiview_probs: expected [B, V, ...] input, got {tuple(inputs.shape)}")
+        b, v = inputs.shape[:2]
+        flat = inputs.reshape(b * v, *inputs.shape[2:])
+    out = model(flat)
+    logits = out["logits"] if isinstance(out, Mapping) else out
+    return logits.float().softmax(dim=-1).view(b, v, -1).mean(dim=1)
+
+
+class MetricAccumulator:
+    """Accumulates counts over batches (and ranks) and turns them into a metrics dict.
+
+    ``update`` takes the batch logits (or probabilities — only the ranking matters), targets, the
+    batch-mean total loss and optionally a dict of batch-mean loss terms (``{"loss_ce": ..}``).
+    Losses are averaged per sample. ``compute()`` returns ``loss``, ``top1``, ``top5``, every loss
+    term, ``num_samples``, ``per_class`` and ``confusion`` (a ``[C, C]`` tensor).
+    """
+
+    def __init__(self, num_classes: int, *, keep_predictions: bool = False) -> None:
+        if num_classes < 1:
+            raise ValueError(f"MetricAccumulator: num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.keep_predictions = keep_predictions
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything accumulated so far."""
+        self.n = 0
+        self.correct1 = 0
+        self.correct5 = 0
+        self.loss_sum = 0.0
+        self.term_sums: dict[str, float] = {}
+        self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        self.predictions: list[int] = []
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor, loss: float | None = None,
+               terms: Mapping[str, float] | None = None) -> None:
+        """Add one batch (``loss``/``terms`` are batch means, weighted here by the batch size)."""
+        logits, target = logits.detach().float().cpu(), target.detach().long().cpu()
+        if logits.ndim != 2 or logits.shape[1] != self.num_classes:
+            raise ValueError(f"MetricAccumulator: expected logits [N, {self.num_classes}], got {tuple(logits.shape)}")
+        n = target.shape[0]
+        counts = topk_correct(logits, target, (1, 5))
+        self.n += n
+        self.correct1 += counts[1]
+        self.correct5 += counts[5]
+        pred = logits.argmax(dim=1)
+        self.confusion += confusion_matrix(pred, target, self.num_classes)
+        if self.keep_predictions:
+            self.predictions.extend(int(p) for p in pred)
+        if loss is not None:
+            self.loss_sum += float(loss) * n
+        for name, value in (terms or {}).items():
+            self.term_sums[name] = self.term_sums.get(name, 0.0) + float(value) * n
+
+    def all_reduce(self, info: DistInfo) -> None:
+        """Sum counts over ranks (no-op when not distributed). Predictions stay per rank."""
+        if not info.enabled:
+            return
+        names = sorted(self.term_sums)
+        scalars = torch.tensor([self.n, self.correct1, self.correct5, self.loss_sum]
+                               + [self.term_sums[k] for k in names], dtype=torch.float64)
+        all_reduce_sum(scalars, info)
+        all_reduce_sum(self.confusion, info)
+        self.n, self.correct1, self.correct5 = (int(round(float(x))) for x in scalars[:3])
+        self.loss_sum = float(scalars[3])
+        self.term_sums = {k: float(v) for k, v in zip(names, scalars[4:])}
+
+    def compute(self) -> dict[str, Any]:
+        """Metrics so far; accuracies in [0, 1] (``nan`` when nothing was accumulated)."""
+        n = self.n
+        nan = float("nan")
+        out: dict[str, Any] = {
+            "loss": self.loss_sum / n if n else nan,
+            "top1": self.correct1 / n if n else nan,
+            "top5": self.correct5 / n if n else nan,
+        }
+        out.update({k: v / n if n else nan for k, v in sorted(self.term_sums.items())})
+        out["num_samples"] = n
+        out["per_class"] = per_class_accuracy(self.confusion)
+        out["confusion"] = self.confusion.clone()
+        return out

@@ -1,0 +1,301 @@
+"""fit/evaluate end to end on tiny in-memory data: learning, exact resume, NaN stop, quarantine, AMP, DDP."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from stia_kit.train import (EvalResult, NonFiniteLossError, TooManyFailedSamplesError, TrainConfig, evaluate, fit,
+                            load_checkpoint)
+
+NUM_CLASSES = 3
+CLIP = (3, 4, 8, 8)  # C, T, H, W
+
+
+class ToyClips(Dataset):
+    """Class c brightens channel c; augmentation draws noise from torch's and a flip from numpy's global RNG."""
+
+    def __init__(self, n: int = 24, *, augment: bool = True, fail_every: int = 0, views: int = 0) -> None:
+        self.n, self.augment, self.fail_every, self.views = n, augment, fail_every, views
+        self.classes = [f"class{c}" for c in range(NUM_CLASSES)]
+        self.epochs_seen: list[int] = []
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epochs_seen.append(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _clip(self, label: int, index: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(index)
+        video = 0.3 * torch.randn(CLIP, generator=g)
+        video[label] += 1.0
+        if self.augment:
+            video = video + 0.1 * torch.randn(CLIP)
+            if np.random.rand() < 0.5:
+                video = video.flip(-1)
+        return video
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        label = index % NUM_CLASSES
+        failed = f"clip_{index}.mp4: cannot decode" if self.fail_every and index % self.fail_every == 0 else ""
+        video = (torch.stack([self._clip(label, index) for _ in range(self.views)]) if self.views
+                 else self._clip(label, index))
+        return {"video": video, "label": label, "index": index, "failed": failed}
+
+
+class TinyNet(nn.Module):
+    """Two Conv3d layers (+BN, dropout) -> global pool -> linear."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv3d(3, 8, 3, padding=1), nn.BatchNorm3d(8), nn.ReLU(),
+            nn.Conv3d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Dropout(dropout),
+        )
+        self.head = nn.Linear(8, num_classes)
+        self.seen_dtypes: set[torch.dtype] = set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = self.features[0](x)
+        self.seen_dtypes.add(first.dtype)  # what autocast ran the first conv in
+        return self.head(self.features[1:](first))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    """The CI box has 2 shared cores; intra-op threading makes these tiny convs ~30x slower there."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(seed: int = 0) -> TinyNet:
+    torch.manual_seed(seed)
+    return TinyNet()
+
+
+def base_cfg(tmp_path: Path | None = None, **kw: Any) -> TrainConfig:
+    values: dict[str, Any] = dict(epochs=4, batch_size=6, lr=0.05, optimizer="sgd", warmup_epochs=0.5, seed=3,
+                                  deterministic=True, amp="off", device="cpu", log_every=1,
+                                  out_dir=str(tmp_path) if tmp_path is not None else None)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def strip_times(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: strip_times(v) for k, v in obj.items() if k != "time"}
+    if isinstance(obj, list):
+        return [strip_times(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------- learning
+def test_fit_learns_separable_data_and_writes_run_dir(tmp_path: Path) -> None:
+    model = tiny_model()
+    result = fit(model, ToyClips(30), ToyClips(12, augment=False), base_cfg(tmp_path, epochs=6),
+                 progress=False)
+    assert result.finished and result.epochs_completed == 6
+    assert result.history[-1]["train"]["top1"] >= 0.9
+    assert result.history[-1]["val"]["top1"] >= 0.9
+    assert result.best_checkpoint == tmp_path / "best.pt" and result.last_checkpoint == tmp_path / "last.pt"
+    lines = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [(l["epoch"], l["split"]) for l in lines] == [(e, s) for e in range(6) for s in ("train", "val")]
+    for line in lines:
+        assert {"epoch", "split", "step", "loss", "top1", "top5", "loss_ce", "lr", "time", "num_samples",
+                "num_failed", "quarantined"} <= set(line)
+        assert line["quarantined"] == [] and line["top5"] == 1.0  # top-5 clipped to 3 classes
+    assert lines[0]["num_samples"] == 30 and lines[1]["num_samples"] == 12
+    assert len(lines[1]["per_class"]) == NUM_CLASSES
+    assert lines[-2]["lr"] < lines[2]["lr"]  # cosine decays
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["epoch"] == 5 and ckpt["global_step"] == 6 * 5 and ckpt["config"]["epochs"] == 6
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+    report = evaluate(model, ToyClips(12, augment=False), batch_size=5, return_predictions=True)
+    assert isinstance(report, EvalResult) and report.num_samples == 12
+    assert report.top1 == pytest.approx(result.history[-1]["val"]["top1"])
+    assert report.class_names == ["class0", "class1", "class2"]
+    assert report.confusion.sum() == 12 and report.predictions is not None and len(report.predictions) == 12
+    assert report.targets == [i % 3 for i in range(12)]
+
+
+def test_evaluate_multiview_averages_softmax() -> None:
+    model = tiny_model()
+    single = evaluate(model, ToyClips(9, augment=False), batch_size=4, num_classes=3)
+    multi = evaluate(model, ToyClips(9, augment=False, views=2), batch_size=4, num_classes=3)
+    # Without augmentation both views are the same clip, so the averaged softmax equals the single-view one.
+    assert multi.top1 == single.top1 and multi.loss == pytest.approx(single.loss, abs=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- resume
+class KillAfter:
+    """Callback simulating a crash right after epoch ``k`` (its checkpoint is already on disk)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        if entry["epoch"] == self.k:
+            raise KeyboardInterrupt(f"simulated kill after epoch {self.k}")
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resume_after_kill_equals_uninterrupted(tmp_path: Path, num_workers: int) -> None:
+    epochs = 4 if num_workers == 0 else 3
+    cfg_a = base_cfg(tmp_path / "a", epochs=epochs, num_workers=num_workers, optimizer="adamw", lr=0.01,
+                     clip_grad_norm=1.0)
+    full_model = tiny_model()
+    full = fit(full_model, ToyClips(20), ToyClips(6), cfg_a, progress=False)
+
+    cfg_b = cfg_a.replace(out_dir=str(tmp_path / "b"))
+    killed_model = tiny_model()
+    with pytest.raises(KeyboardInterrupt):
+        fit(killed_model, ToyClips(20), ToyClips(6), cfg_b, callbacks=[KillAfter(1)], progress=False)
+    # Perturb the global RNGs: the resume must restore them from the checkpoint.
+    torch.rand(100), np.random.rand(100)
+    resumed_model = tiny_model(seed=123)  # different init: weights must come from last.pt
+    resumed = fit(resumed_model, ToyClips(20), ToyClips(6), cfg_b, progress=False)
+
+    assert resumed.resumed_from == tmp_path / "b" / "last.pt"
+    full_state, resumed_state = full_model.state_dict(), resumed_model.state_dict()
+    assert all(torch.equal(full_state[k], resumed_state[k]) for k in full_state)
+    assert strip_times(resumed.history) == strip_times(full.history)
+    assert strip_times(read_jsonl(tmp_path / "b" / "metrics.jsonl")) == strip_times(
+        read_jsonl(tmp_path / "a" / "metrics.jsonl"))
+
+
+def test_max_epochs_this_run_then_resume(tmp_path: Path) -> None:
+    cfg = base_cfg(tmp_path, epochs=3, max_epochs_this_run=2)
+    first = fit(tiny_model(), ToyClips(12), None, cfg, progress=False)
+    assert not first.finished and first.epochs_completed == 2 and first.best_checkpoint is None
+    train_set = ToyClips(12)
+    second = fit(tiny_model(), train_set, None, cfg, progress=False)
+    assert second.finished and second.epochs_completed == 3 and len(second.history) == 3
+    assert 2 in train_set.epochs_seen and 0 not in train_set.epochs_seen
+    again = fit(tiny_model(), ToyClips(12), None, cfg, progress=False)  # nothing left to do
+    assert again.finished and len(again.history) == 3
+
+
+# ---------------------------------------------------------------------------------------------- failures
+class NaNAtCall(TinyNet):
+    """Produces NaN logits on the ``bad_call``-th training forward (0-based)."""
+
+    def __init__(self, bad_call: int) -> None:
+        super().__init__()
+        self.bad_call, self.calls = bad_call, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if self.calls - 1 == self.bad_call:
+                out = out * float("nan")
+        return out
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path: Path) -> None:
+    snapshots: list[bytes] = []
+    torch.manual_seed(0)
+    model = NaNAtCall(bad_call=6)  # 4 iterations per epoch -> epoch 1, iteration 2
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, iteration 2") as info:
+        fit(model, ToyClips(24), None, base_cfg(tmp_path, epochs=3),
+            callbacks=[lambda e: snapshots.append((tmp_path / "last.pt").read_bytes())], progress=False)
+    assert info.value.epoch == 1 and info.value.iteration == 2 and np.isnan(info.value.value)
+    assert len(snapshots) == 1 and (tmp_path / "last.pt").read_bytes() == snapshots[0]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 0
+
+
+def test_quarantine_is_reported_and_enforced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="stia_kit.train")
+    result = fit(tiny_model(), ToyClips(20, fail_every=5), ToyClips(6), base_cfg(tmp_path, epochs=1,
+                 max_bad_fraction=0.3), progress=False)
+    expected = sorted(f"clip_{i}.mp4: cannot decode" for i in (0, 5, 10, 15))
+    train_line = read_jsonl(tmp_path / "metrics.jsonl")[0]
+    assert sorted(train_line["quarantined"]) == expected and train_line["num_failed"] == 4
+    assert sorted(result.history[0]["train"]["quarantined"]) == expected
+    assert "4 of 20 sample(s) were substituted" in caplog.text and "clip_15.mp4" in caplog.text
+
+    with pytest.raises(TooManyFailedSamplesError, match=r"4/20 samples"):
+        fit(tiny_model(), ToyClips(20, fail_every=5), None, base_cfg(tmp_path / "strict", epochs=1,
+            max_bad_fraction=0.1), progress=False)
+    assert read_jsonl(tmp_path / "strict" / "metrics.jsonl")[0]["num_failed"] == 4  # logged before erroring
+
+
+# ---------------------------------------------------------------------------------------------- model contract
+class DictOutputNet(TinyNet):
+    """Multi-input model: declares input_keys, returns logits plus an auxiliary loss term."""
+
+    input_keys = ("video", "aux")
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        logits = super().forward(inputs["video"] + inputs["aux"].view(-1, 1, 1, 1, 1))
+        return {"logits": logits, "loss_reg": 0.01 * logits.pow(2).mean()}
+
+
+class WithAux(ToyClips):
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = super().__getitem__(index)
+        sample["aux"] = torch.tensor(0.0)
+        return sample
+
+
+def test_dict_output_losses_are_summed_and_logged(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    result = fit(DictOutputNet(), WithAux(12), WithAux(6), base_cfg(tmp_path, epochs=1), progress=False)
+    rec = result.history[0]["train"]
+    assert rec["loss"] == pytest.approx(rec["loss_ce"] + rec["loss_reg"], rel=1e-5) and rec["loss_reg"] > 0
+    assert "loss_reg" in read_jsonl(tmp_path / "metrics.jsonl")[0]
+
+
+# ---------------------------------------------------------------------------------------------- AMP / memory format
+def test_bf16_autocast_on_cpu_with_channels_last() -> None:
+    model = tiny_model()
+    result = fit(model, ToyClips(12), None, base_cfg(None, epochs=1, amp="bf16", channels_last=True),
+                 progress=False)
+    assert torch.bfloat16 in model.seen_dtypes and np.isfinite(result.history[0]["train"]["loss"])
+    assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert model.features[0].weight.dtype == torch.float32  # autocast, not a cast of the weights
+
+
+def test_fp16_gradscaler_path_on_cpu(tmp_path: Path) -> None:
+    model = tiny_model()
+    fit(model, ToyClips(12), None, base_cfg(tmp_path, epochs=1, amp="fp16", clip_grad_norm=0.5), progress=False)
+    assert torch.float16 in model.seen_dtypes
+    assert load_checkpoint(tmp_path / "last.pt")["scaler"]["scale"] > 0  # an enabled GradScaler was saved
+
+
+# ---------------------------------------------------------------------------------------------- distributed
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ddp_gloo_world_size_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.distributed as dist
+
+    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0",
+                        "WORLD_SIZE": "1", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(name, value)
+    wrapped: list[str] = []
+    model = tiny_model()
+    model.register_forward_pre_hook(lambda *_: wrapped.append(str(dist.is_initialized())))
+    result = fit(model, ToyClips(12), ToyClips(6), base_cfg(tmp_path, epochs=2), progress=False)
+    assert "True" in wrapped and not dist.is_initialized()  # ran inside the group; fit cleaned it up
+    assert result.history[-1]["val"]["num_samples"] == 6 and result.history[-1]["train"]["num_samples"] == 12
+    assert "module." not in next(iter(load_checkpoint(tmp_path / "last.pt")["model"]))  # unwrapped weights
