@@ -299,3 +299,32 @@ def test_ddp_gloo_world_size_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert "True" in wrapped and not dist.is_initialized()  # ran inside the group; fit cleaned it up
     assert result.history[-1]["val"]["num_samples"] == 6 and result.history[-1]["train"]["num_samples"] == 12
     assert "module." not in next(iter(load_checkpoint(tmp_path / "last.pt")["model"]))  # unwrapped weights
+
+
+def test_caller_initialised_tcp_group_is_used_and_left_alone(tmp_path: Path) -> None:
+    import torch.distributed as dist
+
+    from stia_kit.train import MetricAccumulator, maybe_init_distributed
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    try:
+        info = maybe_init_distributed()
+        assert info.enabled and info.world_size == 1 and info.is_main and not info.initialized_here
+        acc = MetricAccumulator(3)
+        acc.update(torch.eye(3), torch.tensor([0, 1, 1]), loss=2.0, terms={"loss_ce": 2.0})
+        acc.all_reduce(info)  # a real gloo all-reduce of the counts
+        assert acc.n == 3 and acc.correct1 == 2 and acc.confusion.sum() == 3
+        result = fit(tiny_model(), ToyClips(6), None, base_cfg(tmp_path, epochs=1), progress=False)
+        assert result.finished and dist.is_initialized()  # fit did not destroy a group it did not create
+    finally:
+        dist.destroy_process_group()
+
+
+def test_callback_can_stop_and_resume_false_starts_fresh(tmp_path: Path) -> None:
+    stopped = fit(tiny_model(), ToyClips(6), None, base_cfg(tmp_path, epochs=3), callbacks=[lambda e: True],
+                  progress=False)
+    assert not stopped.finished and stopped.epochs_completed == 1
+    fresh = fit(tiny_model(), ToyClips(6), None, base_cfg(tmp_path, epochs=2), resume=False, progress=False)
+    assert fresh.resumed_from is None and [l["epoch"] for l in read_jsonl(tmp_path / "metrics.jsonl")] == [0, 1]
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        fit(tiny_model(), ToyClips(6), None, base_cfg(None), resume=str(tmp_path / "nope.pt"), progress=False)
