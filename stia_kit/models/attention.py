@@ -1,0 +1,145 @@
+"""Shared attention modules, named after the papers' terms, reusable by any model family.
+
+- :class:`ECA3d`: 3D *efficient channel attention* (Wang et al., "ECA-Net", CVPR 2020, lifted to video as
+  in the STIN paper, eq. 3-6): global average pooling over ``T, H, W``, a 1D convolution across the channel
+  axis with the *adaptive odd kernel* ``k = |log2(C)/gamma + b/gamma|_odd`` (gamma = 2, b = 1), a sigmoid,
+  and the residual re-weighting ``sigma(.) * I + I``.
+- :class:`AxialAttention3d`: scaled dot-product self-attention along one axis (``W``, ``H`` or ``T``) of a
+  ``[B, C, T, H, W]`` map, with ``1x1x1`` Q/K/V projections (STIN eq. 1-2).
+- :class:`SpatioTemporalSelfAttention`: the three axial attentions summed with the input, applied
+  ``recurrence`` times with *shared* parameters (criss-cross style, Huang et al., "CCNet", ICCV 2019). In 2D
+  two passes connect every pair of positions; with three axes two passes connect every pair that differs in
+  at most two of ``T, H, W`` (e.g. the whole ``H x W`` plane), and a third pass is needed for pairs that
+  differ in all three (``tests/test_attention.py`` checks this). STIN uses two passes, as the paper says.
+
+Attention uses :func:`torch.nn.functional.scaled_dot_product_attention`, so CUDA users get fused kernels.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Axis = Literal["W", "H", "T"]
+_AXIS_DIM = {"T": 2, "H": 3, "W": 4}  # position of each axis in [B, C, T, H, W]
+
+
+def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
+    """Adaptive kernel size of ECA (eq. 6): ``k = |log2(C)/gamma + b/gamma|_odd``.
+
+    ``|t|_odd`` is the odd number nearest to ``t`` from above, as in the ECA-Net reference code:
+    ``t = int(|(log2(C) + b) / gamma|)``, ``k = t`` if ``t`` is odd else ``t + 1``.
+    """
+    if channels < 1:
+        raise ValueError(f"channels must be positive, got {channels}")
+    t = int(abs((math.log2(channels) + b) / gamma))
+    return t if t % 2 else t + 1
+
+
+class ECA3d(nn.Module):
+    """3D efficient channel attention (STIN eq. 3-6).
+
+    ``y = GAP_{T,H,W}(I)`` (eq. 3), ``w = sigmoid(Conv1D_k(y))`` (eq. 4-5, ``k`` from eq. 6, no bias, shared
+    across channels), output ``w * I + I`` (the residual form the paper writes as ``sigma(.) * I + I``).
+
+    Shape:
+        ``[B, C, T, H, W] -> [B, C, T, H, W]``.
+    """
+
+    def __init__(self, channels: int, *, gamma: int = 2, b: int = 1) -> None:
+        super().__init__()
+        self.kernel_size = eca_kernel_size(channels, gamma, b)
+        self.conv = nn.Conv1d(1, 1, self.kernel_size, padding=self.kernel_size // 2, bias=False)
+
+    def channel_weights(self, x: Tensor) -> Tensor:
+        """The sigmoid channel weights ``sigma(Conv1D_k(GAP(I)))``, shape ``[B, C]``."""
+        y = x.mean(dim=(2, 3, 4))  # Eq. (3): [B, C]
+        y = self.conv(y.unsqueeze(1)).squeeze(1)  # Eq. (4)-(5): local cross-channel interaction, [B, C]
+        return torch.sigmoid(y)
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.channel_weights(x)[:, :, None, None, None]  # [B, C, 1, 1, 1]
+        return w * x + x  # sigma(.) * I + I
+
+
+class AxialAttention3d(nn.Module):
+    """Self-attention along one axis of a ``[B, C, T, H, W]`` map (STIN eq. 1-2).
+
+    ``Q, K, V`` are ``1x1x1`` convolutions (``Q, K`` to ``C // qk_reduction`` channels as in CCNet, ``V`` to
+    ``C``); every line of positions along ``axis`` is one attention sequence:
+    ``softmax(Q K^T / sqrt(d)) V``. Returns only the attention output (the caller adds the residual).
+
+    Shape:
+        ``[B, C, T, H, W] -> [B, C, T, H, W]``; internally ``[B * (other two axes), L, d]`` with ``L`` the
+        length of ``axis``.
+    """
+
+    def __init__(self, channels: int, axis: Axis, *, qk_reduction: int = 8) -> None:
+        super().__init__()
+        if axis not in _AXIS_DIM:
+            raise ValueError(f"axis must be one of {list(_AXIS_DIM)}, got {axis!r}")
+        self.axis = axis
+        self.qk_dim = max(channels // qk_reduction, 1)
+        self.query = nn.Conv3d(channels, self.qk_dim, 1)
+        self.key = nn.Conv3d(channels, self.qk_dim, 1)
+        self.value = nn.Conv3d(channels, channels, 1)
+
+    def _to_sequences(self, t: Tensor) -> Tensor:
+        """``[B, c, T, H, W] -> [B * (other axes), L, c]`` with the attended axis as the sequence."""
+        d = _AXIS_DIM[self.axis]
+        others = [i for i in (2, 3, 4) if i != d]
+        t = t.permute(0, *others, d, 1)  # [B, X, Y, L, c]
+        return t.reshape(-1, t.shape[-2], t.shape[-1])  # [B*X*Y, L, c]
+
+    def _from_sequences(self, t: Tensor, shape: torch.Size) -> Tensor:
+        """Inverse of :meth:`_to_sequences` back to ``shape`` ``= [B, C, T, H, W]``."""
+        d = _AXIS_DIM[self.axis]
+        others = [i for i in (2, 3, 4) if i != d]
+        B, C = shape[0], shape[1]
+        t = t.reshape(B, shape[others[0]], shape[others[1]], shape[d], C)  # [B, X, Y, L, C]
+        inv = [0] * 5  # permutation that undoes (0, *others, d, 1)
+        for pos, src in enumerate((0, *others, d, 1)):
+            inv[src] = pos
+        return t.permute(*inv)  # [B, C, T, H, W]
+
+    def attention_map(self, x: Tensor) -> Tensor:
+        """Explicit ``softmax(Q K^T / sqrt(d))`` of shape ``[B * (other axes), L, L]`` (for teaching/plots)."""
+        q, k = self._to_sequences(self.query(x)), self._to_sequences(self.key(x))
+        return torch.softmax(q @ k.transpose(1, 2) / math.sqrt(self.qk_dim), dim=-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        q = self._to_sequences(self.query(x))  # [N, L, d]
+        k = self._to_sequences(self.key(x))  # [N, L, d]
+        v = self._to_sequences(self.value(x))  # [N, L, C]
+        out = F.scaled_dot_product_attention(q, k, v)  # Eq. (1)-(2): softmax(QK^T/sqrt(d)) V, [N, L, C]
+        return self._from_sequences(out, x.shape)  # [B, C, T, H, W]
+
+
+class SpatioTemporalSelfAttention(nn.Module):
+    """3D spatiotemporal self-attention: axial attentions along ``W, H, T`` summed with the input,
+    applied ``recurrence`` times with shared parameters (criss-cross style).
+
+    One pass: ``x <- x + A_W(x) + A_H(x) + A_T(x)``. A position sees its own row, column and tube after one
+    pass, every position differing in at most two coordinates after two passes, the whole ``T x H x W`` map
+    after three (the CCNet argument needs one pass per axis in 3D).
+
+    Shape:
+        ``[B, C, T, H, W] -> [B, C, T, H, W]``.
+    """
+
+    def __init__(
+        self, channels: int, *, axes: Sequence[Axis] = ("W", "H", "T"), recurrence: int = 2, qk_reduction: int = 8
+    ) -> None:
+        super().__init__()
+        if recurrence < 1:
+            raise ValueError(f"recurrence must be >= 1, got {recurrence}")
+        self.recurrence = recurrence
+        self.axial = nn.ModuleDict({a: AxialAttention3d(channels, a, qk_reduction=qk_reduction) for a in axes})
+
+    def forward(self, x: Tensor) -> Tensor:
+        for _ in range(self.recurrence):  # shared parameters across passes
+            x = x + sum(attn(x) for attn in self.axial.values())
+        return x
