@@ -332,6 +332,7 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
     the mean softmax over views (:func:`~stia_kit.train.metrics.multiview_probs`); their loss is the NLL of
     that mean. ``device`` defaults to the model's device; ``num_classes``/``class_names`` default to
     ``len(dataset.classes)``/``dataset.classes`` when the dataset has them, else the logits width.
+    The model is moved to ``device`` in place and evaluated in eval mode (its train/eval mode is restored).
     """
     if device is None:
         param = next(iter(model.parameters()), None)
@@ -593,7 +594,12 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, cf
     ``resume``: True continues from ``out_dir/last.pt`` when it exists (a fresh run otherwise, which
     truncates an existing ``metrics.jsonl``); False always starts fresh; a path resumes from that file.
     Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) or an initialised process group the model is wrapped
-    in DistributedDataParallel and data is sharded; only rank 0 logs and writes files.
+    in DistributedDataParallel and data is sharded; only rank 0 logs and writes files. A non-finite loss is
+    detected per rank: in a multi-process run the other ranks then wait in their next collective until the
+    launcher tears the job down.
+
+    ``dataset.set_epoch(epoch)`` is called (when defined) at the start of every epoch, in the DataLoader
+    workers too. The model is moved to the configured device (and memory format) in place.
     """
     if cfg is None:
         cfg = TrainConfig()
@@ -629,18 +635,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
                iters_per_epoch=len(train_loader), num_classes=_dataset_num_classes(train_set))
 
     resumed_from = _resume_path(resume, out_dir)
-    if resumed_from is not None:
-        start_epoch = _restore(run, load_checkpoint(resumed_from, map_location="cpu"), resumed_from)
-        if metrics_path is not None and info.is_main:
-            _truncate_jsonl(metrics_path, start_epoch)
-        if info.is_main:
-            logger.info("resumed from %s at epoch %d", resumed_from, start_epoch)
-    else:
-        start_epoch = 0
-        seed_everything(cfg.seed + info.rank)
-        if metrics_path is not None and info.is_main and metrics_path.exists():
-            logger.warning("fresh run: truncating existing %s", metrics_path)
-            metrics_path.write_text("", encoding="utf-8")
+    start_epoch = _start_or_resume(run, resumed_from, metrics_path)
     run.model = wrap_ddp(model, device, info)
 
     val_loader = val_sampler = None
@@ -648,14 +643,12 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
         val_loader, val_sampler = _eval_loader(val_set, cfg.eval_batch_size or cfg.batch_size, cfg.num_workers,
                                   _pin(cfg.pin_memory, device), info, cfg.seed)
     end_epoch = cfg.epochs if cfg.max_epochs_this_run is None else min(cfg.epochs, start_epoch + cfg.max_epochs_this_run)
-    last_path = out_dir / "last.pt" if out_dir is not None else None
-    best_path = out_dir / "best.pt" if out_dir is not None else None
     stopped_by_callback = False
     epoch = start_epoch - 1
     for epoch in range(start_epoch, end_epoch):
         train_sampler.set_epoch(epoch)
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)
+        if cfg.num_workers > 0 and hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)  # the main-process copy; workers' copies are told by the loader wrapper
         train_rec = _train_one_epoch(run, train_loader, epoch, progress)
         _log_record(train_rec, metrics_path, info, progress)
         _report_quarantine(train_rec, cfg, info)
@@ -670,11 +663,8 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
             run.best_top1 = val_rec["top1"]  # type: ignore[index]
         entry = {"epoch": epoch, "train": train_rec, "val": val_rec}
         run.history.append(entry)
-        state = _checkpoint_state(run, epoch)
-        if info.is_main and out_dir is not None:
-            if improved:
-                save_checkpoint(best_path, state)  # type: ignore[arg-type]
-            save_checkpoint(last_path, state)  # type: ignore[arg-type]
+        if out_dir is not None:
+            _save_epoch_checkpoints(run, epoch, out_dir, improved)
         barrier(info)
         if any([bool(cb(entry)) for cb in callbacks]):
             stopped_by_callback = True
@@ -685,10 +675,39 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
     return FitResult(
         history=run.history, epochs_completed=completed, finished=completed >= cfg.epochs,
         best_top1=run.best_top1, out_dir=out_dir, metrics_path=metrics_path,
-        last_checkpoint=last_path if last_path is not None and last_path.exists() else None,
-        best_checkpoint=best_path if best_path is not None and best_path.exists() else None,
+        last_checkpoint=_existing(out_dir, "last.pt"), best_checkpoint=_existing(out_dir, "best.pt"),
         resumed_from=resumed_from,
     )
+
+
+def _start_or_resume(run: _Run, resumed_from: Path | None, metrics_path: Path | None) -> int:
+    """Restore ``resumed_from`` (or seed a fresh run); align ``metrics.jsonl``; return the first epoch to train."""
+    info = run.info
+    if resumed_from is None:
+        seed_everything(run.cfg.seed + info.rank)
+        if metrics_path is not None and info.is_main and metrics_path.exists():
+            logger.warning("fresh run: truncating existing %s", metrics_path)
+            metrics_path.write_text("", encoding="utf-8")
+        return 0
+    start_epoch = _restore(run, load_checkpoint(resumed_from, map_location="cpu"), resumed_from)
+    if metrics_path is not None and info.is_main:
+        _truncate_jsonl(metrics_path, start_epoch)
+    if info.is_main:
+        logger.info("resumed from %s at epoch %d", resumed_from, start_epoch)
+    return start_epoch
+
+
+def _save_epoch_checkpoints(run: _Run, epoch: int, out_dir: Path, improved: bool) -> None:
+    """``last.pt`` (and ``best.pt`` when val top-1 improved); collective, files written by rank 0 only."""
+    state = _checkpoint_state(run, epoch)
+    if run.info.is_main:
+        if improved:
+            save_checkpoint(out_dir / "best.pt", state)
+        save_checkpoint(out_dir / "last.pt", state)
+
+
+def _existing(out_dir: Path | None, name: str) -> Path | None:
+    return out_dir / name if out_dir is not None and (out_dir / name).exists() else None
 
 
 def _dataset_num_classes(dataset: Dataset) -> int | None:
