@@ -594,7 +594,9 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, cf
     ``resume``: True continues from ``out_dir/last.pt`` when it exists (a fresh run otherwise, which
     truncates an existing ``metrics.jsonl``); False always starts fresh; a path resumes from that file.
     Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) or an initialised process group the model is wrapped
-    in DistributedDataParallel and data is sharded; only rank 0 logs and writes files. A non-finite loss is
+    in DistributedDataParallel and data is sharded; only rank 0 logs and writes files. Training shards come from
+    ``DistributedSampler`` (which pads with up to ``world_size - 1`` repeated samples, counted in the train
+    metrics); validation shards are exact. A non-finite loss is
     detected per rank: in a multi-process run the other ranks then wait in their next collective until the
     launcher tears the job down.
 
