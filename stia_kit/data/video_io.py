@@ -84,17 +84,26 @@ class VideoReadError(RuntimeError):
     """A video file could not be read.
 
     Attributes:
-        path: the file.
+        path: the file (None only for the message-only form re-raised by a DataLoader).
         reason: short human-readable reason ("zero bytes", "not a video", "truncated/undecodable frame at
             index 88", ...).
     """
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str | None = None) -> None:
+        if reason is None:
+            # One-argument form: torch's DataLoader re-raises a worker's exception as ``type(exc)(message)``,
+            # so the main process gets a VideoReadError whose message holds the worker's traceback.
+            self.path: Path | None = None
+            self.reason = str(path)
+            super().__init__(self.reason)
+            return
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
-    def __reduce__(self) -> tuple[type, tuple[Path, str]]:  # picklable across DataLoader workers
+    def __reduce__(self) -> tuple[type, tuple[Path | str, str | None]]:  # picklable across processes
+        if self.path is None:
+            return (type(self), (self.reason, None))
         return (type(self), (self.path, self.reason))
 
 
@@ -132,11 +141,26 @@ def _check_file(path: Path) -> None:
         raise VideoReadError(path, "zero bytes")
 
 
+def _looks_like_video(path: Path) -> bool:
+    """True when the first bytes carry a known container signature (AVI, MP4/MOV, Matroska, MPEG)."""
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    return (
+        (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+        or head[4:8] == b"ftyp"
+        or head[:4] == b"\x1aE\xdf\xa3"
+        or head[:3] == b"\x00\x00\x01"
+    )
+
+
 def _open_av(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as exc:
-        raise VideoReadError(path, f"not a video (cannot open container: {exc.strerror or exc})") from exc
+        detail = exc.strerror or str(exc)
+        if _looks_like_video(path):
+            raise VideoReadError(path, f"truncated/damaged container (cannot open: {detail})") from exc
+        raise VideoReadError(path, f"not a video (cannot open container: {detail})") from exc
 
 
 def _video_stream(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
