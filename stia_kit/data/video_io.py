@@ -13,7 +13,8 @@ Backends (``backend=``):
 - ``"decord"``: ``decord.VideoReader.get_batch``. Fast random access, but it cannot decode AV1, fails on raw
   elementary streams without a container index (e.g. ``ucf101_reencoded/*.mp4``), and for AVI files with
   DivX/XviD "packed bitstream" its frame count includes the 1-byte "frame skip" packets that decode to no
-  picture (HMDB51 files: decord says 409, FFmpeg decodes 408).
+  picture (HMDB51 files: decord says 409, FFmpeg decodes 408) and its seeking can return the WRONG frame
+  (no error). Use ``"decord"`` explicitly only on data you have checked; ``"auto"`` avoids these cases.
 - ``"pyav"``: decodes sequentially and keeps only the wanted frames, stopping after the last wanted one.
   Decoding is strict (FFmpeg ``err_detect=explode``): a damaged frame raises instead of being concealed.
 - ``"auto"``: probe the container with PyAV (a few ms: format, codec, header frame count), then
@@ -22,8 +23,10 @@ Backends (``backend=``):
      straight to PyAV;
   2. otherwise decord is tried; ANY decord exception (``decord._ffi.base.DECORDError`` is not a
      ``RuntimeError``) or a decord frame count of 0 falls back to PyAV;
-  3. for MPEG-4 Part 2 streams (``mpeg4`` codec, where the skip packets occur) the frame count is taken
-     from a PyAV demux pass that ignores skip packets (no decoding, ~5 ms), so it equals the decoded count.
+  3. for MPEG-4 Part 2 streams (``mpeg4`` codec, where skip packets occur) a PyAV demux pass (no decoding,
+     ~5 ms) counts the picture packets, so the count equals the decoded count; if the stream HAS skip
+     packets the frames are decoded with PyAV too, because decord's random access is wrong on such files
+     (measured on HMDB51 ``brush_hair/April_09_...``: decord returns frame 49 when asked for frame 136).
 
 Damage detection: when the container header declares H frames and decord indexes fewer, the file is
 reported as truncated/damaged (decord silently shortens such files). Errors are always
@@ -216,8 +219,8 @@ def _pyav_packet_counts(path: Path) -> tuple[int, int]:
     return pictures, skips
 
 
-def _pyav_count(path: Path, info: VideoInfo | None = None) -> int:
-    """Decodable frames by demuxing: picture packets, checked against the container header if any."""
+def _pyav_frame_count(path: Path, info: VideoInfo | None = None) -> tuple[int, int]:
+    """``(decodable frames, skip packets)`` by demuxing, checked against the container header if any."""
     pictures, skips = _pyav_packet_counts(path)
     if info is not None and info.header_frames > 0 and pictures + skips < info.header_frames:
         raise VideoReadError(
@@ -225,7 +228,12 @@ def _pyav_count(path: Path, info: VideoInfo | None = None) -> int:
             f"truncated/damaged: the container declares {info.header_frames} frames "
             f"but only {pictures + skips} packets are present",
         )
-    return pictures
+    return pictures, skips
+
+
+def _pyav_count(path: Path, info: VideoInfo | None = None) -> int:
+    """Decodable frames by demuxing: picture packets (see :func:`_pyav_frame_count`)."""
+    return _pyav_frame_count(path, info)[0]
 
 
 def _pyav_decode(
@@ -357,16 +365,22 @@ def read_clip(
     path = Path(path)
     _check_file(path)
     if backend == "pyav":
-        return _read_clip_pyav(path, index_fn)
+        return _read_clip_pyav(path, index_fn, probe(path))
     info = _probe_or_none(path, backend)
-    if backend == "auto" and not _decord_suitable(info):
-        return _read_clip_pyav(path, index_fn, info)
+    exact: int | None = None
+    if backend == "auto":
+        if not _decord_suitable(info):
+            return _read_clip_pyav(path, index_fn, info)
+        if _needs_demux_count(info):
+            exact, skips = _pyav_frame_count(path, info)
+            if skips > 0:  # decord's index <-> timestamp map is wrong after skip packets: decode sequentially
+                return _read_clip_pyav(path, index_fn, info, count=exact)
     try:
         reader = _decord_reader(path)
         try:
             count = _decord_count(path, reader, info)
-            if backend == "auto" and _needs_demux_count(info):
-                count = min(count, _pyav_count(path, info))
+            if exact is not None:
+                count = min(count, exact)
             idx = _checked(path, index_fn(count), count)
             frames = _decord_batch(path, reader, idx.reshape(-1))
         finally:
@@ -374,14 +388,15 @@ def read_clip(
     except VideoReadError as exc:
         if backend == "decord" or exc.reason.startswith("truncated/damaged"):
             raise
-        return _read_clip_pyav(path, index_fn, info)
+        return _read_clip_pyav(path, index_fn, info, count=exact)
     return frames, idx, count
 
 
 def _read_clip_pyav(
-    path: Path, index_fn: Callable[[int], np.ndarray], info: VideoInfo | None = None
+    path: Path, index_fn: Callable[[int], np.ndarray], info: VideoInfo | None, count: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    count = _pyav_count(path, info if info is not None else probe(path))
+    if count is None:
+        count = _pyav_count(path, info)
     if count <= 0:
         raise VideoReadError(path, "no decodable video frames")
     idx = _checked(path, index_fn(count), count)
