@@ -7,6 +7,13 @@
   moving average,  A'_0 = A_0,  A'_t = s A'_{t-1} + (1 - s) A_t,  and frame t is enhanced with A'_t
   (s = 0: independent frames). Causal, so it streams across chunks and over arbitrarily long videos; the
   price is a lag of about s / (1 - s) frames when the scene brightness really changes.
+  What it can and cannot fix: it removes flicker caused by the *curve estimate* changing from frame to
+  frame; it cannot remove noise that is in the pixels themselves (the curve amplifies that either way; a
+  pixel-domain temporal denoiser would be needed). In our checks, briefly trained models on synthetic
+  static clips with per-pixel noise produced nearly constant curves (per-frame std of the mean curve ~1e-4),
+  so smoothing changed flicker by < 10% there; with global brightness jitter an exposure-seeking curve
+  partly compensates per frame, and smoothing that away can slightly *increase* flicker. Measure with
+  `stia_kit.enhance.metrics.flicker` before relying on it.
 - `CurveEnhancer`: a curve model behind the common `Enhancer` interface (uint8 [T, H, W, 3] -> same).
 - `EnhanceTransform`: any enhancer as a data-pipeline transform.
 - `enhance_videos(src_root, dst_root, method)`: mirrors a folder tree of videos into enhanced copies.
