@@ -235,6 +235,8 @@ def test_dark_frame_dataset(tmp_path: Path) -> None:
     assert all(x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 for x in items)
     assert torch.equal(ds[0], items[0])  # reproducible
     assert any("broken.mkv" in q for q in ds.quarantine)
+    h = train_curve_model(ZeroDCEPP(), ds, EnhanceTrainConfig(steps=2, batch_size=3))  # DataLoader path
+    assert len(h["total"]) == 2 and all(math.isfinite(v) for v in h["total"])
 
 
 # ---------------------------------------------------------------------------------------------- classical
