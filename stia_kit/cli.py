@@ -1,0 +1,197 @@
+"""The ``stia`` command line. Every sub-command calls the same library functions the notebooks call.
+
+    stia info                               versions, device, registered models
+    stia data synth --out ROOT [...]        generate SynthActions (UCF101 layout; --layouts adds HMDB51/ARID)
+    stia data check ROOT                    decode every video under ROOT; non-zero exit if any is unreadable
+    stia train [--dataset ... --model ...]  train one model (options = notebook 00's parameters)
+    stia eval --run DIR [...]               evaluate a trained run on its test split (multi-view options)
+    stia quickstart [--out DIR]             execute notebooks/00_quickstart.ipynb with papermill
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    from . import __version__
+    from .models import list_models
+    from .train import select_device
+
+    print(f"stia_kit {__version__} | python {platform.python_version()} | torch {torch.__version__}")
+    for mod in ("decord", "av", "cv2", "numpy", "captum", "plotly", "papermill"):
+        try:
+            print(f"  {mod:10s} {__import__(mod).__version__}")
+        except Exception as e:  # an optional backend failing to import is information, not a crash
+            print(f"  {mod:10s} unavailable ({type(e).__name__}: {e})")
+    print(f"device: {select_device('auto')} (cuda available: {torch.cuda.is_available()}), "
+          f"threads: {torch.get_num_threads()}")
+    print("models:", ", ".join(list_models()))
+    return 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from .synth import SynthConfig, generate_synth_actions
+
+    cfg = SynthConfig(clips_per_class=args.clips_per_class, num_frames=args.frames, size=args.size, seed=args.seed,
+                      lowlight=args.lowlight, layouts=tuple(s.strip() for s in args.layouts.split(",") if s.strip()))
+    summary = generate_synth_actions(args.out, cfg, progress=not args.quiet, workers=args.workers)
+    print(json.dumps(dataclasses.asdict(summary), indent=2, default=str))
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from .data import check_videos, format_report
+
+    report = check_videos(args.root, backend=args.backend)
+    print(format_report(report, args.root))
+    return 1 if report.bad else 0
+
+
+def _quickstart_params(args: argparse.Namespace, **overrides: Any) -> Any:
+    from .experiments.quickstart import QuickstartParams
+    from .params import from_args
+
+    p = from_args(QuickstartParams, args)
+    return dataclasses.replace(p, **overrides) if overrides else p
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .experiments import quickstart as qs
+
+    p = _quickstart_params(args)
+    train_set, test_set = qs.prepare_data(p)
+    run = qs.train_model(p.model, p, train_set, test_set)
+    path = qs.write_metrics(run.run_dir / "metrics.json", p, list(train_set.classes), [run])
+    print(f"{p.model}: test top-1 {run.test.top1:.4f} top-5 {run.test.top5:.4f} "
+          f"({run.test.num_samples} clips, {run.seconds:.0f} s)")
+    print(f"run folder: {run.run_dir}\nmetrics: {path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .data import build_dataset
+    from .experiments import quickstart as qs
+    from .params import from_mapping
+    from .train import evaluate
+
+    model, info = qs.load_run(args.run, checkpoint=args.checkpoint)
+    overrides = {k: v for k, v in (("test_clips", args.test_clips), ("test_crops", args.test_crops),
+                                   ("data_root", args.data_root), ("missing", args.missing)) if v is not None}
+    p = from_mapping(qs.QuickstartParams, {**info["params"], **overrides})
+    name = "ucf101" if p.dataset == "synth" else p.dataset
+    test_set = build_dataset(name, p.data_root, split=p.split, train=False, config=qs.data_config(p),
+                             missing=p.missing, on_error=p.on_error, seed=p.seed)
+    result = evaluate(model, test_set, batch_size=p.batch_size, num_classes=info["num_classes"],
+                      class_names=info["classes"], num_workers=p.num_workers, progress=True)
+    views = p.test_clips * p.test_crops
+    out = {"run": str(args.run), "checkpoint": args.checkpoint, "views": views, "top1": result.top1,
+           "top5": result.top5, "loss": result.loss, "per_class": result.per_class,
+           "confusion": result.confusion.tolist(), "num_samples": result.num_samples,
+           "quarantined": result.quarantined}
+    path = Path(args.run) / f"eval_{Path(args.checkpoint).stem}_{views}views.json"
+    path.write_text(json.dumps(out, indent=2))
+    print(f"top-1 {result.top1:.4f} top-5 {result.top5:.4f} on {result.num_samples} clips x {views} views -> {path}")
+    return 0
+
+
+def _literal(value: str) -> Any:
+    """papermill-style typing of ``-p name value``: int, float, bool, None, else the string."""
+    for conv in (int, float):
+        try:
+            return conv(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(value.lower(), value)
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    import papermill as pm
+
+    from .experiments.quickstart import QuickstartParams
+    from .params import from_mapping
+
+    out_dir = Path(args.out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params: dict[str, Any] = {"out_dir": str(out_dir), "data_root": str(Path(args.data).resolve())}
+    params.update({name: _literal(value) for name, value in args.param})
+    from_mapping(QuickstartParams, params)  # fail fast, before starting a kernel
+    notebook = REPO_ROOT / "notebooks" / "00_quickstart.ipynb"
+    output = out_dir / "00_quickstart.ipynb"
+    pm.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=args.kernel,
+                        cwd=str(REPO_ROOT), progress_bar=not args.quiet)
+    print(f"executed notebook: {output}\nmetrics JSON:      {out_dir / 'metrics.json'}")
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    for name, m in metrics["models"].items():
+        print(f"  {name:8s} test top-1 {m['top1']:.3f}  ({m['train_seconds']:.0f} s)")
+    print(f"  chance   {metrics['chance_top1']:.3f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .experiments.quickstart import QuickstartParams
+    from .params import add_arguments
+
+    parser = argparse.ArgumentParser(prog="stia", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("info", help="versions, device, registered models").set_defaults(func=cmd_info)
+
+    data = sub.add_parser("data", help="dataset tools").add_subparsers(dest="data_command", required=True)
+    synth = data.add_parser("synth", help="generate SynthActions")
+    synth.add_argument("--out", required=True, help="output root")
+    synth.add_argument("--clips-per-class", type=int, default=24)
+    synth.add_argument("--frames", type=int, default=32)
+    synth.add_argument("--size", type=int, default=64)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--lowlight", action="store_true", help="ARID-style dark variant (clean copies under clean/)")
+    synth.add_argument("--layouts", default="ucf101", help="comma list of ucf101,hmdb51,arid")
+    synth.add_argument("--workers", type=int, default=1)
+    synth.add_argument("--quiet", action="store_true")
+    synth.set_defaults(func=cmd_data_synth)
+    check = data.add_parser("check", help="decode every video under ROOT and report unreadable files")
+    check.add_argument("root")
+    check.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto")
+    check.set_defaults(func=cmd_data_check)
+
+    train = sub.add_parser("train", help="train one model (the options are notebook 00's parameters)")
+    add_arguments(train, QuickstartParams)
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a run folder written by stia train / the quickstart")
+    ev.add_argument("--run", required=True, help="run folder (holds run.json and checkpoints)")
+    ev.add_argument("--checkpoint", default="last.pt", help="checkpoint file in the run folder")
+    ev.add_argument("--test-clips", type=int)
+    ev.add_argument("--test-crops", type=int, choices=[1, 3, 10])
+    ev.add_argument("--data-root")
+    ev.add_argument("--missing", choices=["raise", "skip"])
+    ev.set_defaults(func=cmd_eval)
+
+    quick = sub.add_parser("quickstart", help="execute notebooks/00_quickstart.ipynb with papermill")
+    quick.add_argument("--out", default="runs/quickstart", help="folder for the executed notebook and metrics")
+    quick.add_argument("--data", default="data/synth", help="SynthActions root (generated when missing)")
+    quick.add_argument("--kernel", default="python3", help="Jupyter kernel name (bootstrap.sh registers stia-kit)")
+    quick.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                       help="notebook parameter (repeatable), e.g. -p epochs 3")
+    quick.add_argument("--quiet", action="store_true")
+    quick.set_defaults(func=cmd_quickstart)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
