@@ -1,0 +1,106 @@
+"""Benchmark SlowFast-R50 and STIN (CDAI) on this machine: forward+backward time, peak memory, FLOPs.
+
+Usage::
+
+    python benchmarks/models.py                 # paper input (64 x 224^2, batch 1) and teaching size
+    python benchmarks/models.py --sizes teaching
+
+Every (model, size) runs in a fresh subprocess so the memory numbers do not mix.
+
+- time: seconds of one ``forward + backward`` (``loss = logits.sum()``) after one warm-up iteration, the
+  minimum over ``--repeats`` runs, with ``torch.get_num_threads()`` threads; reported as wall-clock time
+  *and* as process CPU time (``time.process_time``, summed over threads). On a machine shared with other
+  jobs the wall time swings by 2x between runs; the CPU time is the more stable measure of work.
+- peak memory: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the timed iterations minus its value
+  after building the model and the input (so it is the high-water mark of activations, gradients and
+  allocator caches of one training step; weights and input are excluded). ``tracemalloc`` cannot see
+  torch's C++ allocations, and this does not need the profiler's overhead. Resolution: whole process,
+  so it is an upper bound if anything else in the process allocates.
+- FLOPs: :class:`torch.utils.flop_counter.FlopCounterMode` over one forward (it counts matmul/conv/SDPA
+  FLOPs as 2 x multiply-accumulates; papers usually quote MACs = FLOPs / 2), split by top-level
+  submodule: the two pathways, the lateral connections (SlowFast fuse convs / CDAI) and the head.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+from stia_kit.experiments.dual_pathway import PRESETS, flops_by_part
+from stia_kit.models.slowfast import SlowFast, SlowFastConfig
+from stia_kit.models.stin import STIN, STINConfig
+
+# teaching size = the model of the notebook-01 teaching config (stia_kit.experiments.dual_pathway)
+_T = PRESETS["teaching"]
+TEACHING = dict(width=_T.width, beta_inv=_T.beta_inv, tau=_T.tau, alpha=_T.alpha, num_frames=_T.num_frames,
+                depths=_T.model_config().depths)
+SIZES = {
+    "paper": dict(input=(1, 3, 64, 224, 224), overrides={}),
+    "teaching": dict(input=(_T.batch_size, 3, _T.num_frames, _T.crop_size, _T.crop_size), overrides=TEACHING),
+}
+MODELS = ("slowfast_r50", "stin")
+
+
+def build(model: str, size: str) -> torch.nn.Module:
+    ov = SIZES[size]["overrides"]
+    if model == "slowfast_r50":
+        cfg = SlowFastConfig.paper() if size == "paper" else SlowFastConfig(**ov)
+        return SlowFast(cfg, 400)
+    cfg = STINConfig.paper() if size == "paper" else STINConfig(**ov)
+    return STIN(cfg, 400)
+
+
+def run_one(model_name: str, size: str, repeats: int) -> dict:
+    torch.manual_seed(0)
+    model = build(model_name, size).train()
+    x = torch.randn(*SIZES[size]["input"])
+    flops = flops_by_part(model, x)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times, cpu = [], []
+    for i in range(repeats + 1):
+        model.zero_grad(set_to_none=True)
+        t, c = time.perf_counter(), time.process_time()
+        model(x).sum().backward()
+        if i:  # the first iteration is a warm-up
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "model": model_name, "size": size, "input": list(x.shape), "threads": torch.get_num_threads(),
+        "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
+        "fwd_bwd_s": min(times), "fwd_bwd_all_s": times, "fwd_bwd_cpu_s": min(cpu), "fwd_bwd_all_cpu_s": cpu,
+        "peak_mem_MiB": (rss1 - rss0) / 1024, "gflops": {k: v / 1e9 for k, v in flops.items()},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--one", nargs=2, metavar=("MODEL", "SIZE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_one(*args.one, args.repeats)))
+        return
+    rows = []
+    for size in args.sizes:
+        for model in args.models:
+            out = subprocess.run([sys.executable, __file__, "--one", model, size, "--repeats", str(args.repeats)],
+                                 capture_output=True, text=True, check=True)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            r = rows[-1]
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in r["gflops"].items() if k != "total")
+            print(f"{r['model']:13s} {size:8s} input {r['input']} params {r['params_M']:.2f} M | fwd+bwd "
+                  f"{r['fwd_bwd_s']:.2f} s wall (runs {', '.join(f'{t:.2f}' for t in r['fwd_bwd_all_s'])}), "
+                  f"{r['fwd_bwd_cpu_s']:.2f} s CPU (runs {', '.join(f'{t:.2f}' for t in r['fwd_bwd_all_cpu_s'])}) | peak mem "
+                  f"+{r['peak_mem_MiB']:.0f} MiB | GFLOPs {r['gflops']['total']:.2f} ({parts})", flush=True)
+    print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
