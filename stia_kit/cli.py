@@ -43,7 +43,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from .synth import SynthConfig, generate_synth_actions
 
-    cfg = SynthConfig(clips_per_class=args.clips_per_class, num_frames=args.frames, size=args.size, seed=args.seed,
+    cfg = SynthConfig(clips_per_class=args.clips_per_class, clips_per_group=args.clips_per_group, num_frames=args.frames, size=args.size, seed=args.seed,
                       lowlight=args.lowlight, layouts=tuple(s.strip() for s in args.layouts.split(",") if s.strip()))
     summary = generate_synth_actions(args.out, cfg, progress=not args.quiet, workers=args.workers)
     print(json.dumps(dataclasses.asdict(summary), indent=2, default=str))
@@ -122,10 +122,10 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from .params import from_mapping
 
     out_dir = Path(args.out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     params: dict[str, Any] = {"out_dir": str(out_dir), "data_root": str(Path(args.data).resolve())}
     params.update({name: _literal(value) for name, value in args.param})
     from_mapping(QuickstartParams, params)  # fail fast, before starting a kernel
+    out_dir.mkdir(parents=True, exist_ok=True)
     notebook = REPO_ROOT / "notebooks" / "00_quickstart.ipynb"
     output = out_dir / "00_quickstart.ipynb"
     pm.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=args.kernel,
@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = data.add_parser("synth", help="generate SynthActions")
     synth.add_argument("--out", required=True, help="output root")
     synth.add_argument("--clips-per-class", type=int, default=24)
+    synth.add_argument("--clips-per-group", type=int, default=4, help="clips per actor group gXX")
     synth.add_argument("--frames", type=int, default=32)
     synth.add_argument("--size", type=int, default=64)
     synth.add_argument("--seed", type=int, default=0)

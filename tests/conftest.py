@@ -1,0 +1,20 @@
+"""Shared fixtures: a tiny SynthActions root generated once per test session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+#: the tiny quickstart geometry used by the end-to-end, CLI and notebook tests (seconds per epoch on a CPU)
+TINY = dict(synth_clips_per_class=8, synth_frames=8, synth_size=32, num_frames=4, stride=2, short_side=32,
+            crop_size=28, width=4, batch_size=8, warmup_epochs=0.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SynthActions, 11 classes x 8 clips of 8 frames at 32 px, UCF101 layout."""
+    from stia_kit.synth import SynthConfig, generate_synth_actions
+
+    root = tmp_path_factory.mktemp("synth")
+    generate_synth_actions(root, SynthConfig(clips_per_class=8, num_frames=8, size=32), progress=False)
+    return root
