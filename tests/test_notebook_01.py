@@ -35,7 +35,8 @@ def test_notebook_runs_with_tiny_parameters(tmp_path):
                                cwd=str(tmp_path))
     text = out.read_text()
     assert "sparse frames [0, 8]" in text and "dense frames  [0, 2, 4, 6, 8, 10, 12, 14]" in text
-    assert "attention along" in text and "interval_conv" in text and "dense share of pathways" in text
+    assert "axis T: Q/K sequences" in text and "interval_conv" in text and "dense share of pathways" in text
+    assert text.count('"image/png"') == 3  # pathway frames, attention maps, ablation bars
     result = json.loads((tmp_path / "runs" / "ablation.json").read_text())
     assert [r["row"] for r in result["rows"]] == ["dense only", "sparse only", "both", "both + CDAI"]
     assert all(r["epochs"] == 1 and r["seed"] == 0 and 0 <= r["top1"] <= 100 for r in result["rows"])

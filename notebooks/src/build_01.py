@@ -24,9 +24,7 @@ recognition method based on spatiotemporal information interaction"*, step by st
 The paper's numbers are quoted for comparison and labelled as such: the runs here are minutes on a CPU
 on a synthetic dataset, without Kinetics pretraining, so they cannot reproduce them."""),
     code("""import dataclasses, time
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # the kernel's inline backend; figures are shown with display(fig)
 from IPython.display import display
 import torch
 
@@ -52,16 +50,16 @@ temporal_reduction = "max_pool"
 fusion = "add"
 directions = "both"
 num_frames = 32
-short_side = 72
-crop_size = 64
+short_side = 56
+crop_size = 48
 synth_clips_per_class = 12
 synth_clips_per_group = 4
 synth_frames = 32
 synth_size = 64
-epochs = 5
-batch_size = 8
+epochs = 8
+batch_size = 4
 optimizer = "adamw"
-lr = 0.002
+lr = 0.003
 seed = 0
 out_dir = "runs/dual_pathway\""""
          , metadata={"tags": ["parameters"]}),
@@ -103,7 +101,7 @@ for s, img in enumerate(show(sparse[0])):
 axes[0, 0].text(-0.5, 0.5, "sparse", transform=axes[0, 0].transAxes, ha="right")
 axes[1, 0].text(-0.5, 0.5, "dense", transform=axes[1, 0].transAxes, ha="right")
 fig.suptitle("frames seen by each pathway (numbers = frame index in the clip)")
-plt.show()"""),
+display(fig); plt.close(fig)"""),
     md("""## 2 · 3D efficient channel attention (eq. 3-6)
 
 Global average pooling over `T, H, W`, a 1D convolution across channels with the *adaptive odd kernel*
@@ -136,7 +134,7 @@ for ax, (axis, attn) in zip(axes, s2d.attention.axial.items()):
     im = ax.imshow(amap[amap.shape[0] // 2].numpy(), cmap="viridis")
     ax.set_title(f"attention along {axis} (untrained)\\none sequence: query x key")
     fig.colorbar(im, ax=ax, fraction=0.046)
-plt.tight_layout(); plt.show()
+plt.tight_layout(); display(fig); plt.close(fig)
 print("two shared passes:", tuple(s2d.attention(proj).shape),
       "| then nearest temporal upsampling x alpha ->", tuple(s2d.attention(proj).repeat_interleave(cfg.alpha, 2).shape))"""),
     md("""## 4 · Lateral connections side by side (dense -> sparse)
@@ -167,7 +165,7 @@ ax.bar([i - 0.2 for i in x], [r["top1"] for r in ablation], 0.4, label=f"measure
 ax.bar([i + 0.2 for i in x], [r["paper_ucf101_top1"] for r in ablation], 0.4, label="paper, UCF101 (quoted)",
        alpha=0.5)
 ax.set_xticks(list(x)); ax.set_xticklabels(names); ax.set_ylabel("top-1 %"); ax.legend(fontsize=8)
-plt.tight_layout(); plt.show()"""),
+plt.tight_layout(); display(fig); plt.close(fig)"""),
     md("""## 6 · FLOPs per pathway
 
 Counted with `torch.utils.flop_counter` on the meta device (no computation), FLOPs = 2 x multiply-adds.
