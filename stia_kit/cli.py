@@ -6,6 +6,9 @@
     stia train [--dataset ... --model ...]  train one model (options = notebook 00's parameters)
     stia eval --run DIR [...]               evaluate a trained run on its test split (multi-view options)
     stia quickstart [--out DIR]             execute notebooks/00_quickstart.ipynb with papermill
+    stia enhance SRC DST --method ...       enhance every video under SRC into DST (resumable)
+    stia arid-eval [...]                    recogniser on dark (ARID-layout) data before/after enhancement
+                                            (options = notebook 06's parameters)
 """
 from __future__ import annotations
 
@@ -138,6 +141,52 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enhance(args: argparse.Namespace) -> int:
+    from .enhance import enhance_videos
+
+    kwargs: dict[str, Any] = {}
+    if args.checkpoint:
+        kwargs["checkpoint"] = args.checkpoint
+        kwargs["official_checkpoint"] = args.official
+    if args.method in ("zero_dce", "zero_dce_pp"):
+        if args.temporal_smoothing:
+            kwargs["temporal_smoothing"] = args.temporal_smoothing
+        if args.method == "zero_dce_pp" and args.scale_factor is not None:
+            kwargs["scale_factor"] = args.scale_factor
+        if not args.checkpoint:
+            print(f"warning: --method {args.method} without --checkpoint uses an untrained (random) curve model",
+                  file=sys.stderr)
+    elif args.checkpoint or args.temporal_smoothing or args.scale_factor is not None:
+        print("--checkpoint/--temporal-smoothing/--scale-factor apply to zero_dce and zero_dce_pp only", file=sys.stderr)
+        return 2
+    if args.method == "gamma" and args.gamma is not None:
+        kwargs["gamma"] = args.gamma
+    if args.method == "clahe" and args.clip_limit is not None:
+        kwargs["clip_limit"] = args.clip_limit
+    report = enhance_videos(args.src, args.dst, args.method, overwrite=args.overwrite, progress=not args.quiet,
+                            **kwargs)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def cmd_arid_eval(args: argparse.Namespace) -> int:
+    from .experiments import lowlight as ll
+    from .params import from_args
+
+    p = from_args(ll.LowLightParams, args)
+    result = ll.run_lowlight(p, progress=not args.quiet)
+    print(f"recogniser on its clean test split: top-1 {100 * result.clean_test.top1:.1f} %")
+    print("\nTrained on clean, tested on dark (per-class accuracy, %):")
+    print(ll.table_markdown(result.table(), paper=True))
+    if result.enhanced_train:
+        print("\nTrained and tested on enhanced dark data (%):")
+        print(ll.table_markdown(result.enhanced_train_table()))
+    print("\nEnhancement quality on the dark test clips:")
+    print(ll.quality_markdown(result.quality))
+    print("\nwritten: " + ", ".join(str(f) for f in result.files))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .experiments.quickstart import QuickstartParams
     from .params import add_arguments
@@ -186,6 +235,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="notebook parameter (repeatable), e.g. -p epochs 3")
     quick.add_argument("--quiet", action="store_true")
     quick.set_defaults(func=cmd_quickstart)
+
+    enh = sub.add_parser("enhance", help="enhance every video under SRC into the same paths under DST (resumable)")
+    enh.add_argument("src", help="folder of videos (searched recursively)")
+    enh.add_argument("dst", help="output folder (must differ from SRC)")
+    enh.add_argument("--method", choices=["none", "gamma", "histeq", "clahe", "zero_dce", "zero_dce_pp"],
+                     default="zero_dce_pp")
+    enh.add_argument("--checkpoint", help="curve-model weights (state dict or training checkpoint)")
+    enh.add_argument("--official", action="store_true", help="--checkpoint comes from the official Zero-DCE(++) code")
+    enh.add_argument("--temporal-smoothing", type=float, default=0.0, help="curve EMA over frames in [0, 1)")
+    enh.add_argument("--scale-factor", type=float, help="zero_dce_pp: estimate curves on a downscaled input")
+    enh.add_argument("--gamma", type=float, help="gamma: exponent (default 0.4)")
+    enh.add_argument("--clip-limit", type=float, help="clahe: clip limit (default 2.0)")
+    enh.add_argument("--overwrite", action="store_true", help="redo videos already present in DST")
+    enh.add_argument("--quiet", action="store_true")
+    enh.set_defaults(func=cmd_enhance)
+
+    from .experiments.lowlight import LowLightParams
+
+    arid = sub.add_parser("arid-eval", help="recognition on dark data before/after enhancement (notebook 06)")
+    add_arguments(arid, LowLightParams)
+    arid.add_argument("--quiet", action="store_true")
+    arid.set_defaults(func=cmd_arid_eval)
     return parser
 
 
