@@ -40,20 +40,20 @@ class QuickstartParams:
     baseline: str = "r2d_18"  # frame-level 2D baseline trained alongside ("" = none)
     width: int = 16  # channels of the first ResNet stage (paper: 64)
     paper_size: bool = False  # True: paper sizes (width 64, 16 x 112^2 clips) -- hours on a CPU
-    num_frames: int = 16  # frames per clip T
-    stride: int = 2  # temporal stride between sampled frames
+    num_frames: int = 8  # frames per clip T
+    stride: int = 4  # temporal stride between sampled frames (8 x 4 covers a 32-frame video)
     short_side: int = 64  # resize the short side to this
     crop_size: int = 56  # square crop fed to the model
     test_clips: int = 1  # temporal clips per test video
     test_crops: int = 1  # spatial crops per test clip (1, 3 or 10)
-    synth_clips_per_class: int = 24  # SynthActions: clips per class
+    synth_clips_per_class: int = 48  # SynthActions: clips per class (groups of 4; 30 % of groups held out)
     synth_frames: int = 32  # SynthActions: frames per video
     synth_size: int = 64  # SynthActions: frame size
     synth_seed: int = 0  # SynthActions: generation seed
-    epochs: int = 12  # training epochs per model
-    batch_size: int = 16  # clips per batch
+    epochs: int = 30  # training epochs per model
+    batch_size: int = 8  # clips per batch
     optimizer: Literal["sgd", "adam", "adamw"] = "adamw"  # optimiser
-    lr: float = 0.002  # peak learning rate
+    lr: float = 0.003  # peak learning rate
     weight_decay: float = 0.0001  # weight decay (not on norms/biases)
     warmup_epochs: float = 1.0  # linear warm-up before the cosine schedule
     num_workers: int = 0  # DataLoader workers
