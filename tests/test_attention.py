@@ -27,7 +27,8 @@ def test_axial_attention_matches_explicit_softmax_along_its_axis(axis, dim):
     torch.manual_seed(0)
     attn = AxialAttention3d(16, axis, qk_reduction=4)
     x = torch.randn(2, 16, 3, 4, 5)
-    q, k, v = attn.query(x), attn.key(x), attn.value(x)
+    xc = x.movedim(1, -1)  # channel-last [B, T, H, W, C]: the projections are per-position (1x1x1)
+    q, k, v = (proj(xc).movedim(-1, 1) for proj in (attn.query, attn.key, attn.value))  # [B, c, T, H, W]
     # move the attended axis last-but-one: [..., L, c]
     q, k, v = (t.movedim(1, -1).movedim(dim - 1, -2) for t in (q, k, v))
     a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(attn.qk_dim), dim=-1)
