@@ -25,6 +25,7 @@ workers keep the epoch they were created with, so keep persistent workers off wh
 
 from __future__ import annotations
 
+import copy
 import csv
 import os
 import re
@@ -38,7 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .config import DataConfig
-from .transforms import to_tensor_clip
+from .transforms import ClipTransform, Compose, to_tensor_clip
 from .video_io import VideoReadError, read_clip
 
 __all__ = [
@@ -227,6 +228,20 @@ class VideoDataset(Dataset):
         views = self._test_tf(multi, rng)  # [clips, C, T, h, w] or [clips, K, C, T, h, w]
         views = views.reshape(-1, *views.shape[-4:])
         return views[0] if views.shape[0] == 1 else views.contiguous()
+
+    def with_clip_transform(self, step: ClipTransform, *, name: str | None = None) -> "VideoDataset":
+        """A shallow copy whose decoded clips pass through ``step`` before the config's transforms.
+
+        ``step(clip, rng)`` receives the clip right after decoding, float in [0, 1] (``to_tensor_clip`` only
+        divides the uint8 frames by 255): ``[C, T, H, W]`` in training, ``[clips, C, T, H, W]`` in test mode;
+        it must keep that layout. Used e.g. to enhance dark videos before resize / crop / normalise.
+        """
+        out = copy.copy(self)
+        out._train_tf = Compose([step, *self.config.train_transform().transforms])
+        out._test_tf = Compose([step, *self.config.test_transform().transforms])
+        out.quarantine = []
+        out.name = name or f"{self.name}+{type(step).__name__}"
+        return out
 
     def __repr__(self) -> str:
         mode = "train" if self.train else "test"

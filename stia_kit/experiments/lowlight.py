@@ -24,7 +24,6 @@ Everything here is library code; the notebook and the CLI only call it.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -40,7 +39,6 @@ from torch import Tensor, nn
 
 from ..data import DataConfig, VideoDataset, build_dataset, read_frames
 from ..data import num_frames as video_num_frames
-from ..data.transforms import Compose
 from ..enhance import (
     CurveEnhancer,
     DarkFrameDataset,
@@ -286,8 +284,8 @@ class EnhanceClip:
 def with_enhancement(dataset: VideoDataset, enhancer: Enhancer | None, label: str = "") -> VideoDataset:
     """A copy of `dataset` whose clips are enhanced right after decoding, before resize/crop/normalise.
 
-    The data layer has no frame hook, so the copy gets new train/test pipelines: ``EnhanceClip`` followed
-    by the steps of its ``DataConfig`` (``train_transform()`` / ``test_transform()``). The decoded frames
+    Uses ``VideoDataset.with_clip_transform``: ``EnhanceClip`` runs before the steps of the dataset's
+    ``DataConfig`` (``train_transform()`` / ``test_transform()``). The decoded frames
     are uint8 and ``to_tensor_clip`` only divides by 255, so this equals enhancing the uint8 frames
     (classical methods are applied exactly on them). ``enhancer=None`` returns `dataset` itself.
 
@@ -297,13 +295,7 @@ def with_enhancement(dataset: VideoDataset, enhancer: Enhancer | None, label: st
         return dataset
     if not isinstance(dataset, VideoDataset):
         raise TypeError(f"with_enhancement needs a VideoDataset, got {type(dataset).__name__}")
-    out = copy.copy(dataset)
-    step = EnhanceClip(enhancer)
-    out._train_tf = Compose([step, *dataset.config.train_transform().transforms])
-    out._test_tf = Compose([step, *dataset.config.test_transform().transforms])
-    out.quarantine = []
-    out.name = f"{dataset.name}+{label or type(enhancer).__name__}"
-    return out
+    return dataset.with_clip_transform(EnhanceClip(enhancer), name=f"{dataset.name}+{label or type(enhancer).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------- curve models
