@@ -110,6 +110,12 @@ def test_runner_pieces_table_shape_and_quality(tiny_params: ll.LowLightParams) -
     md = ll.table_markdown(table, paper=True)
     assert "| Drink |" in md and "61.5" in md and "83.2" in md and "paper: before" in md
 
+    # recogniser_run: the same trained model loaded from its run folder gives the same dark-test results
+    loaded = ll.get_recogniser(dataclasses.replace(p, recogniser_run=str(rec.run_dir)), train_set)
+    assert loaded.fit is None and loaded.classes == rec.classes
+    again = ll.evaluate_methods(p, loaded, dark_test, {"none": None})
+    assert torch.equal(again["none"].confusion, results["none"].confusion)
+
 
 def test_per_class_table_average_is_mean_of_classes() -> None:
     r = EvalResult(top1=0.5, top5=1.0, loss=0.0, per_class=[1.0, 0.0, float("nan")],

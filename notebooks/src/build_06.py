@@ -210,9 +210,11 @@ display(Markdown(ll.quality_markdown(quality)))"""),
 R3D-18 (small width by default) trained on the clean clips. Its accuracy on the clean test split is the
 ceiling; then the same model on the dark test split, with each enhancement inserted as the first transform
 after decoding."""),
-        code("""recogniser = ll.train_recogniser(P, "clean", train_set)
+        code("""recogniser = ll.get_recogniser(P, train_set)  # trained here, or loaded from P.recogniser_run
 clean_test = evaluate(recogniser.model, test_set, batch_size=P.batch_size, num_workers=P.num_workers)
-print(f"{P.model}: {recogniser.fit.epochs_completed} epochs in {recogniser.seconds:.0f} s; "
+origin = (f"loaded from {recogniser.run_dir}" if recogniser.fit is None
+          else f"{recogniser.fit.epochs_completed} epochs in {recogniser.seconds:.0f} s")
+print(f"{recogniser.name}: {origin}; "
       f"clean test top-1 {100 * clean_test.top1:.1f} % (chance {100 / len(train_set.classes):.1f} %)")
 dark = ll.evaluate_methods(P, recogniser, dark_test, enhancers)
 table = ll.per_class_table(dark, classes)"""),

@@ -57,6 +57,7 @@ from ..enhance import (
 from ..models import build_model
 from ..synth import SynthConfig, generate_synth_actions
 from ..train import EvalResult, FitResult, TrainConfig, evaluate, fit
+from .quickstart import load_run
 
 #: Every enhancement method the experiment knows, in table order ("none" = the dark input as is).
 METHODS: tuple[str, ...] = ("none", "gamma", "histeq", "clahe", "zero_dce", "zero_dce_pp")
@@ -85,6 +86,7 @@ class LowLightParams:
     split: int = 1  # official split 1..3 (both datasets)
     missing: Literal["raise", "skip"] = "raise"  # files listed in a split but not on disk
     on_error: Literal["raise", "skip"] = "skip"  # unreadable videos: fail, or substitute and report
+    recogniser_run: str = ""  # run folder from `stia train` / the quickstart to evaluate instead of training ("" = train)
     model: str = "r3d_18"  # recogniser (registry name)
     width: int = 8  # channels of the recogniser's first stage (paper ResNets: 64)
     num_frames: int = 8  # frames per clip T
@@ -366,7 +368,7 @@ class RecogniserRun:
 
     name: str
     model: nn.Module
-    fit: FitResult
+    fit: FitResult | None  # None when loaded from an existing run folder (`recogniser_run`)
     seconds: float
     classes: list[str]
     run_dir: Path
@@ -394,6 +396,14 @@ def train_recogniser(p: LowLightParams, name: str, train_set: VideoDataset, val_
     start = time.perf_counter()
     result = fit(model, train_set, val_set, train_config(p, run_dir), progress=progress)
     return RecogniserRun(name, model.eval(), result, time.perf_counter() - start, list(train_set.classes), run_dir)
+
+
+def get_recogniser(p: LowLightParams, train_set: VideoDataset, *, progress: bool = True) -> RecogniserRun:
+    """The recogniser of the experiment: loaded from ``p.recogniser_run`` when given, else trained on clean data."""
+    if not p.recogniser_run:
+        return train_recogniser(p, "clean", train_set, progress=progress)
+    model, info = load_run(p.recogniser_run)
+    return RecogniserRun(info["model"], model.eval(), None, 0.0, list(info["classes"]), Path(p.recogniser_run))
 
 
 def evaluate_methods(p: LowLightParams, recogniser: RecogniserRun, dark_test: VideoDataset,
@@ -550,7 +560,7 @@ class LowLightResult:
             "curves": {n: {"final_losses": {k: v[-1] for k, v in c.history.items() if v},
                            "seconds": c.seconds, "weights": str(c.path)} for n, c in self.curves.items()},
             "recogniser": {"model": self.params.model, "seconds": self.recogniser.seconds,
-                           "epochs": self.recogniser.fit.epochs_completed, "run_dir": str(self.recogniser.run_dir)},
+                           "epochs": self.recogniser.fit.epochs_completed if self.recogniser.fit else None, "run_dir": str(self.recogniser.run_dir)},
             "paper_table5": {k: list(v) for k, v in PAPER_TABLE5.items()},
             "seconds": self.seconds,
         }
@@ -637,7 +647,7 @@ def run_lowlight(p: LowLightParams, *, progress: bool = True) -> LowLightResult:
     stage("data", t)
 
     t = time.perf_counter()
-    recogniser = train_recogniser(p, "clean", train_set, progress=progress)
+    recogniser = get_recogniser(p, train_set, progress=progress)
     clean_test = evaluate(recogniser.model, test_set, batch_size=p.batch_size, num_workers=p.num_workers)
     stage("recogniser", t)
 
