@@ -20,25 +20,25 @@ Every (model, size) runs in a fresh subprocess so the memory numbers do not mix.
   FLOPs as 2 x multiply-accumulates; papers usually quote MACs = FLOPs / 2), split by top-level
   submodule: the two pathways, the lateral connections (SlowFast fuse convs / CDAI) and the head.
 
-Measured on the 2-core CPU shared with other jobs (load average 5-11), torch 2.13, 2 threads:
+Measured after the Q/K/V projections became Linear layers (commit "Axial attention: Q/K/V as Linear"),
+2-core CPU with one other training job running (load ~3.5), torch 2.13, 2 threads, min of runs:
 
-=================  ========  ============  ============  ========  ==============================
-model, input       params    fwd+bwd wall  fwd+bwd CPU   peak mem  GFLOPs (sparse/dense/laterals)
-=================  ========  ============  ============  ========  ==============================
-SlowFast, paper    34.48 M   23.4 s        10.6 s        +999 MiB  55.28 (43.92 / 10.57 / 0.79)
-STIN, paper        34.80 M   36.2 s        16.8 s        +1243 MiB 55.35 (42.90 / 10.57 / 1.89)
-SlowFast, teach.   1.09 M    4.2 s         1.96 s        +50 MiB   0.58 (0.28 / 0.27 / 0.04)
-STIN, teaching     1.18 M    4.5 s         2.10 s        +57 MiB   0.59 (0.25 / 0.27 / 0.07)
-=================  ========  ============  ============  ========  ==============================
+=================  ========  ============  ============  =========  ==============================
+model, input       params    fwd+bwd wall  fwd+bwd CPU   peak mem   GFLOPs (sparse/dense/laterals)
+=================  ========  ============  ============  =========  ==============================
+SlowFast, paper    34.48 M   5.20 s        6.53 s        +1134 MiB  55.28 (43.92 / 10.57 / 0.79)
+STIN, paper        34.80 M   7.93 s        8.64 s        +1282 MiB  55.35 (42.90 / 10.57 / 1.89)
+SlowFast, teach.   1.09 M    0.06 s        0.11 s        +50 MiB    0.58 (0.28 / 0.27 / 0.04)
+STIN, teaching     1.18 M    0.26 s        0.35 s        +52 MiB    0.59 (0.25 / 0.27 / 0.07)
+=================  ========  ============  ============  =========  ==============================
 
 (paper = 1 x 3 x 64 x 224^2; teaching = 4 x 3 x 32 x 48^2.) CDAI adds 0.13 % FLOPs and 0.9 % parameters
-but ~50 % time at the paper's size here. Why (torch.profiler, one fwd+bwd): the axial attention is many
-*small* ops -- three 1x1x1 Q/K/V ``Conv3d`` per direction, which PyTorch's CPU dispatch sends to
-``slow_conv3d`` (not oneDNN) with a per-slice backward (34k ``copy_`` + 76k ``select`` calls in STIN vs 27
-``copy_`` in SlowFast), the SDPA math path on thousands of length-4..56 sequences, and the temporal max-pool
-over the 32-frame dense maps. Many tiny parallel regions also suffer most from a loaded machine (OpenMP
-threads spin while waiting), so the wall-clock gap is larger under load than the profiler's +9 % self-CPU.
-A fused ``nn.Linear`` Q/K/V on the sequence layout would replace the slow 1x1x1 convolutions.
+but +32 % CPU time at the paper's size (it was +58 % with 1x1x1 Conv3d Q/K/V, whose CPU backward is a
+per-slice loop: 34k ``copy_`` calls per step, now 17k) and ~3x at the teaching size, where the step is
+dominated by per-op overhead of many small ops (axial attention on thousands of short sequences, permutes
+to and from the sequence layout, the temporal max-pool of the dense maps). The remaining paper-size
+overhead in torch.profiler: ``slow_conv3d`` (0.87 s, 63 calls: 1x1x1 convs are not sent to oneDNN) and
+``bmm``/``copy_`` of the attention.
 """
 from __future__ import annotations
 
