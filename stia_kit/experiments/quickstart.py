@@ -50,10 +50,10 @@ class QuickstartParams:
     synth_frames: int = 32  # SynthActions: frames per video
     synth_size: int = 64  # SynthActions: frame size
     synth_seed: int = 0  # SynthActions: generation seed
-    epochs: int = 30  # training epochs per model
+    epochs: int = 25  # training epochs per model
     batch_size: int = 8  # clips per batch
     optimizer: Literal["sgd", "adam", "adamw"] = "adamw"  # optimiser
-    lr: float = 0.002  # peak learning rate (0.003 left R3D-18 stuck at chance for 17 epochs in one run)
+    lr: float = 0.001  # peak learning rate (2e-3 and 3e-3 left R3D-18 stuck at chance in some runs)
     weight_decay: float = 0.0001  # weight decay (not on norms/biases)
     warmup_epochs: float = 1.0  # linear warm-up before the cosine schedule
     num_workers: int = 0  # DataLoader workers
