@@ -63,7 +63,7 @@ out_dir.mkdir(parents=True, exist_ok=True)
 P_eff"""),
         md("""## 1. Data
 
-For SynthActions the videos are generated first (about 20-30 s; a no-op when the folder is complete) in
+For SynthActions the videos are generated first (about a minute on 2 cores; a no-op when the folder is complete) in
 the official UCF101 layout, then read by the same `UCF101` loader that reads the real dataset."""),
         code("""train_set, test_set = qs.prepare_data(P)
 classes = list(train_set.classes)
