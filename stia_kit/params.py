@@ -118,3 +118,24 @@ def from_args(cls: type[P], namespace: "argparse.Namespace") -> P:
     """Build ``cls`` from the options :func:`add_arguments` added (only the ones given on the command line)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return from_mapping(cls, {k: v for k, v in vars(namespace).items() if k in names})
+
+
+def parameters_cell_source(cls: type, *notes: str) -> str:
+    """Source of a notebook's ``parameters`` cell: one ``name = default`` line per field of ``cls``.
+
+    Notebook builders (``notebooks/src/build_*.py``) generate the cell from the params dataclass, so a
+    notebook's defaults cannot drift from the library's; ``notes`` become comment lines on top.
+    """
+    lines = ["# Parameters (papermill). Validated in the next cell: unknown names and wrong types are errors."]
+    lines += [f"# {note}" for note in notes]
+    lines += [f"{f.name} = {f.default!r}" for f in dataclasses.fields(cls)]
+    return "\n".join(lines)
+
+
+def notebook_parameters(source: str) -> dict[str, Any]:
+    """``name -> value`` of the literal assignments in a parameters cell's source (inverse of the above)."""
+    import ast
+
+    tree = ast.parse(source)
+    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body
+            if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)}

@@ -18,3 +18,15 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     generate_synth_actions(root, SynthConfig(clips_per_class=8, num_frames=8, size=32), progress=False)
     return root
+
+
+def parameters_cell_values(notebook: Path) -> dict[str, object]:
+    """The literal values of the notebook's single cell tagged ``parameters``."""
+    import nbformat
+
+    from stia_kit.params import notebook_parameters
+
+    nb = nbformat.read(notebook, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{notebook.name}: exactly one cell must be tagged 'parameters'"
+    return notebook_parameters(cells[0].source)

@@ -1,7 +1,6 @@
 """Notebook 00 under papermill: tiny parameters run end to end; the parameters cell matches the library."""
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 from pathlib import Path
@@ -9,23 +8,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import TINY
+from conftest import TINY, parameters_cell_values
 from stia_kit.experiments.quickstart import QuickstartParams
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "00_quickstart.ipynb"
 
 
-def parameters_cell() -> dict[str, object]:
-    nb = nbformat.read(NB, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, "exactly one cell must be tagged 'parameters'"
-    tree = ast.parse(cells[0].source)
-    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)}
-
-
 def test_parameters_cell_equals_library_defaults() -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(QuickstartParams)}
-    assert parameters_cell() == defaults, "rebuild with: python notebooks/src/build_00.py"
+    assert parameters_cell_values(NB) == defaults, "rebuild with: python notebooks/src/build_00.py"
 
 
 def test_notebook_runs_and_writes_metrics(tiny_synth: Path, tmp_path: Path) -> None:

@@ -1,13 +1,13 @@
 """Notebook 06 under papermill: tiny parameters run end to end; the parameters cell matches the library."""
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import parameters_cell_values
 
 from stia_kit.experiments.lowlight import LowLightParams
 
@@ -17,17 +17,9 @@ TINY = dict(synth_clips_per_class=8, synth_frames=8, synth_size=32, num_frames=4
             methods="none,clahe,zero_dce_pp", enhanced_train="")
 
 
-def parameters_cell() -> dict[str, object]:
-    nb = nbformat.read(NB, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, "exactly one cell must be tagged 'parameters'"
-    tree = ast.parse(cells[0].source)
-    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)}
-
-
 def test_parameters_cell_equals_library_defaults() -> None:
     defaults = {f.name: f.default for f in dataclasses.fields(LowLightParams)}
-    assert parameters_cell() == defaults, "rebuild with: python notebooks/src/build_06.py"
+    assert parameters_cell_values(NB) == defaults, "rebuild with: python notebooks/src/build_06.py"
 
 
 def test_notebook_runs_with_tiny_parameters(tmp_path: Path) -> None:

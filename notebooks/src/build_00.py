@@ -1,30 +1,23 @@
 """Build notebooks/00_quickstart.ipynb with nbformat (run: python notebooks/src/build_00.py).
 
 The parameters cell is generated from :class:`stia_kit.experiments.quickstart.QuickstartParams`, so the
-notebook's defaults cannot drift from the library's (tests/test_quickstart.py checks it).
+notebook's defaults cannot drift from the library's (tests/test_notebook_00.py checks it).
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import nbformat as nbf
 
 from stia_kit.experiments.quickstart import QuickstartParams
+from stia_kit.params import parameters_cell_source
 
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 
 
-def parameters_source() -> str:
-    lines = ["# Parameters (papermill). Validated in the next cell: unknown names and wrong types are errors.",
-             "# paper_size = True switches to the paper's width (64) and 16 x 112^2 clips (hours on a CPU)."]
-    for f in dataclasses.fields(QuickstartParams):
-        lines.append(f"{f.name} = {f.default!r}")
-    return "\n".join(lines)
-
-
 def build() -> nbf.NotebookNode:
-    params = code(parameters_source())
+    params = code(parameters_cell_source(
+        QuickstartParams, "paper_size = True switches to the paper's width (64) and 16 x 112^2 clips (hours on a CPU)."))
     params.metadata["tags"] = ["parameters"]
     cells = [
         md("""# 00 · Quickstart: does a 3D network see what a frame-level network cannot?

@@ -5,26 +5,19 @@ notebook's defaults cannot drift from the library's (tests/test_notebook_06.py c
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import nbformat as nbf
 
 from stia_kit.experiments.lowlight import LowLightParams
+from stia_kit.params import parameters_cell_source
 
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 
 
-def parameters_source() -> str:
-    lines = ["# Parameters (papermill). Validated in the next cell: unknown names and wrong types are errors.",
-             "# Real data: train_dataset='hmdb51', train_root=<HMDB51 root>, dark_root=<ARID root>."]
-    for f in dataclasses.fields(LowLightParams):
-        lines.append(f"{f.name} = {f.default!r}")
-    return "\n".join(lines)
-
-
 def build() -> nbf.NotebookNode:
-    params = code(parameters_source())
+    params = code(parameters_cell_source(
+        LowLightParams, "Real data: train_dataset='hmdb51', train_root=<HMDB51 root>, dark_root=<ARID root>."))
     params.metadata["tags"] = ["parameters"]
     cells = [
         md("""# 06 · Action recognition in the dark: curve-estimation enhancement before/after (ARID)
