@@ -83,7 +83,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .data import build_dataset
     from .experiments import quickstart as qs
     from .params import from_mapping
     from .train import evaluate
@@ -92,9 +91,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("test_clips", args.test_clips), ("test_crops", args.test_crops),
                                    ("data_root", args.data_root), ("missing", args.missing)) if v is not None}
     p = from_mapping(qs.QuickstartParams, {**info["params"], **overrides})
-    name = "ucf101" if p.dataset == "synth" else p.dataset
-    test_set = build_dataset(name, p.data_root, split=p.split, train=False, config=qs.data_config(p),
-                             missing=p.missing, on_error=p.on_error, seed=p.seed)
+    test_set = qs.split_dataset(p, train=False)
     result = evaluate(model, test_set, batch_size=p.batch_size, num_classes=info["num_classes"],
                       class_names=info["classes"], num_workers=p.num_workers, progress=True)
     views = p.test_clips * p.test_crops

@@ -54,10 +54,9 @@ from ..enhance import (
     ssim,
     train_curve_model,
 )
-from ..models import build_model
 from ..synth import SynthConfig, generate_synth_actions
 from ..train import EvalResult, FitResult, TrainConfig, evaluate, fit
-from .quickstart import load_run
+from .quickstart import load_run, new_run
 
 #: Every enhancement method the experiment knows, in table order ("none" = the dark input as is).
 METHODS: tuple[str, ...] = ("none", "gamma", "histeq", "clahe", "zero_dce", "zero_dce_pp")
@@ -386,13 +385,7 @@ def train_recogniser(p: LowLightParams, name: str, train_set: VideoDataset, val_
                      *, progress: bool = True) -> RecogniserRun:
     """Train ``p.model`` on `train_set` into ``out_dir/<name>`` (resumes from its last.pt when interrupted)."""
     run_dir = Path(p.out_dir) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(p.seed)
-    kwargs = {"width_mult": p.width / 64} if p.model == "c3d" else {"width": p.width}
-    model = build_model(p.model, len(train_set.classes), **kwargs)
-    (run_dir / "run.json").write_text(json.dumps(
-        {"model": p.model, "model_kwargs": kwargs, "num_classes": len(train_set.classes),
-         "classes": list(train_set.classes), "params": dataclasses.asdict(p)}, indent=2))
+    model = new_run(run_dir, p.model, list(train_set.classes), p.width, p, seed=p.seed)
     start = time.perf_counter()
     result = fit(model, train_set, val_set, train_config(p, run_dir), progress=progress)
     return RecogniserRun(name, model.eval(), result, time.perf_counter() - start, list(train_set.classes), run_dir)

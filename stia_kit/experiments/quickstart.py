@@ -94,21 +94,34 @@ def synth_config(p: QuickstartParams) -> SynthConfig:
                        seed=p.synth_seed)
 
 
+def split_dataset(p: QuickstartParams, *, train: bool) -> VideoDataset:
+    """The train or test split of ``p.dataset`` at ``p.data_root`` (SynthActions is read as UCF101)."""
+    name = "ucf101" if p.dataset == "synth" else p.dataset  # SynthActions is written in the UCF101 layout
+    return build_dataset(name, p.data_root, split=p.split, train=train, config=data_config(p), missing=p.missing,
+                         on_error=p.on_error, seed=p.seed)
+
+
 def prepare_data(p: QuickstartParams, *, progress: bool = True) -> tuple[VideoDataset, VideoDataset]:
     """(train, test) datasets; for ``dataset="synth"`` generate SynthActions first (a no-op when present)."""
-    name = p.dataset
-    if name == "synth":
+    if p.dataset == "synth":
         generate_synth_actions(p.data_root, synth_config(p), progress=progress)
-        name = "ucf101"  # SynthActions is written in the UCF101 layout
-    cfg = data_config(p)
-    common: dict[str, Any] = dict(split=p.split, config=cfg, missing=p.missing, on_error=p.on_error, seed=p.seed)
-    return build_dataset(name, p.data_root, train=True, **common), build_dataset(name, p.data_root, train=False, **common)
+    return split_dataset(p, train=True), split_dataset(p, train=False)
 
 
-def model_kwargs(name: str, p: QuickstartParams) -> dict[str, Any]:
+def model_kwargs(name: str, width: int) -> dict[str, Any]:
     """Width keyword understood by the model family (ResNets take ``width``, C3D ``width_mult``)."""
-    p = p.effective()
-    return {"width_mult": p.width / 64} if name == "c3d" else {"width": p.width}
+    return {"width_mult": width / 64} if name == "c3d" else {"width": width}
+
+
+def new_run(run_dir: Path, name: str, classes: list[str], width: int, params: Any, *, seed: int) -> nn.Module:
+    """Build registry model ``name`` (seeded) and record in ``run_dir/run.json`` what :func:`load_run` needs."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = model_kwargs(name, width)
+    (run_dir / "run.json").write_text(json.dumps(
+        {"model": name, "model_kwargs": kwargs, "num_classes": len(classes), "classes": list(classes),
+         "params": dataclasses.asdict(params)}, indent=2))
+    torch.manual_seed(seed)
+    return build_model(name, len(classes), **kwargs)
 
 
 def train_config(p: QuickstartParams, run_dir: Path) -> TrainConfig:
@@ -144,13 +157,7 @@ def train_model(name: str, p: QuickstartParams, train_set: VideoDataset, test_se
     ``run.json`` in the run folder records what :func:`load_run` needs to rebuild the model.
     """
     run_dir = Path(p.out_dir) / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    kwargs = model_kwargs(name, p)
-    (run_dir / "run.json").write_text(json.dumps(
-        {"model": name, "model_kwargs": kwargs, "num_classes": len(train_set.classes),
-         "classes": list(train_set.classes), "params": dataclasses.asdict(p)}, indent=2))
-    torch.manual_seed(p.seed)
-    model = build_model(name, len(train_set.classes), **kwargs)
+    model = new_run(run_dir, name, list(train_set.classes), p.effective().width, p, seed=p.seed)
     start = time.perf_counter()
     result = fit(model, train_set, test_set, train_config(p, run_dir), progress=progress)
     seconds = time.perf_counter() - start
