@@ -20,8 +20,25 @@ setup() {
     echo "[stia] installing pinned dependencies (requirements/constraints.txt) and stia_kit"
     # torch==2.13.0 is pinned: an unpinned torch would pull a multi-GB CUDA build.
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e '.[test]'
-    echo "[stia] registering the Jupyter kernel 'stia-kit'"
-    "$VENV/bin/python" -m ipykernel install --user --name stia-kit --display-name "Python (STIA-Kit)" >/dev/null
+    echo "[stia] registering the Jupyter kernel 'stia-kit' inside $VENV"
+    # --sys-prefix, not --user: a per-user kernel would point at whichever clone ran bootstrap last
+    # (a CI clone once redirected everyone's 'stia-kit' kernel to its own, since-deleted venv).
+    "$VENV/bin/python" -m ipykernel install --sys-prefix --name stia-kit --display-name "Python (STIA-Kit)" >/dev/null
+    # A user-level 'stia-kit' kernel (older bootstraps) shadows this one: drop it when its python is gone.
+    "$VENV/bin/python" - <<'PY'
+import json, os, shutil
+from jupyter_core.paths import jupyter_data_dir
+spec = os.path.join(jupyter_data_dir(), "kernels", "stia-kit")
+try:
+    exe = json.load(open(os.path.join(spec, "kernel.json")))["argv"][0]
+except (OSError, ValueError, KeyError, IndexError):
+    exe = None
+if os.path.isdir(spec) and (exe is None or not os.access(exe, os.X_OK)):
+    shutil.rmtree(spec)
+    print(f"[stia] removed the stale user kernel {spec} (its python {exe} no longer exists)")
+elif exe is not None:
+    print(f"[stia] note: the user kernel {spec} (python {exe}) shadows this venv's 'stia-kit' kernel")
+PY
 }
 
 case "${1:-}" in

@@ -1,9 +1,11 @@
 """Notebook 01 runs end to end under papermill with tiny parameters (all six sections, the 4-row ablation)."""
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from conftest import parameters_cell_values
 from stia_kit.experiments.dual_pathway import PRESETS, DualPathwayParams
 from stia_kit.params import ParameterError, from_mapping
 
@@ -11,6 +13,11 @@ NB = Path(__file__).resolve().parents[1] / "notebooks" / "01_dual_pathway_cdai.i
 TINY = dict(width=8, beta_inv=4, alpha=4, tau=8, num_frames=16, short_side=32, crop_size=32,
             synth_clips_per_class=2, synth_clips_per_group=1, synth_frames=16, synth_size=32, epochs=1,
             batch_size=4)
+
+
+def test_parameters_cell_equals_library_defaults() -> None:
+    defaults = {f.name: f.default for f in dataclasses.fields(DualPathwayParams)}
+    assert parameters_cell_values(NB) == defaults, "rebuild with: python notebooks/src/build_01.py"
 
 
 def test_named_configs():

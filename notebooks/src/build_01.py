@@ -1,10 +1,14 @@
 """Build notebooks/01_dual_pathway_cdai.ipynb with nbformat (run: python notebooks/src/build_01.py).
 
+The parameters cell is generated from DualPathwayParams (tests/test_notebook_01.py checks it).
 The notebook only calls library code (stia_kit.models.*, stia_kit.experiments.dual_pathway) and plots.
 """
 from pathlib import Path
 
 import nbformat as nbf
+
+from stia_kit.experiments import dual_pathway as dp
+from stia_kit.params import parameters_cell_source
 
 md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 
@@ -35,34 +39,10 @@ from stia_kit.models.slowfast import PathwaySampler
 from stia_kit.models.attention import AxialAttention3d
 
 _names_before = snapshot(globals())"""),
-    code("""# Parameters (papermill). Defaults = the teaching config; preset = "paper" switches to the paper's
-# sizes and training recipe (days on a CPU). See stia_kit.experiments.dual_pathway.DualPathwayParams.
-preset = "teaching"
-dataset = "synth"
-data_root = "data/synth01"
-rows = "all"
-width = 16
-beta_inv = 4
-alpha = 4
-tau = 8
-depths = "1,1,1,1"
-temporal_reduction = "max_pool"
-fusion = "add"
-directions = "both"
-num_frames = 32
-short_side = 56
-crop_size = 48
-synth_clips_per_class = 12
-synth_clips_per_group = 4
-synth_frames = 32
-synth_size = 64
-epochs = 8
-batch_size = 4
-optimizer = "adamw"
-lr = 0.003
-seed = 0
-out_dir = "runs/dual_pathway\""""
-         , metadata={"tags": ["parameters"]}),
+    code(parameters_cell_source(
+        dp.DualPathwayParams,
+        'Defaults = the teaching config; preset = "paper" switches to the paper\'s sizes and training recipe '
+        "(days on a CPU)."), metadata={"tags": ["parameters"]}),
     code("""P = from_notebook(dp.DualPathwayParams, globals(), _names_before)  # raises on unknown names / wrong types
 E = P.effective()
 cfg = P.model_config()
