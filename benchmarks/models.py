@@ -74,7 +74,17 @@ def build(model: str, size: str) -> torch.nn.Module:
     return STIN(cfg, 400)
 
 
-def run_one(model_name: str, size: str, repeats: int) -> dict:
+def op_profile(model: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Self CPU seconds per aten op over one forward+backward (torch.profiler), for ``--profile``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model.zero_grad(set_to_none=True)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(x).sum().backward()
+    return {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages() if e.self_cpu_time_total > 0}
+
+
+def run_one(model_name: str, size: str, repeats: int, profile_ops: bool = False) -> dict:
     torch.manual_seed(0)
     model = build(model_name, size).train()
     x = torch.randn(*SIZES[size]["input"])
@@ -89,11 +99,13 @@ def run_one(model_name: str, size: str, repeats: int) -> dict:
             times.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ops = op_profile(model, x) if profile_ops else {}
     return {
         "model": model_name, "size": size, "input": list(x.shape), "threads": torch.get_num_threads(),
         "params_M": sum(p.numel() for p in model.parameters()) / 1e6,
         "fwd_bwd_s": min(times), "fwd_bwd_all_s": times, "fwd_bwd_cpu_s": min(cpu), "fwd_bwd_all_cpu_s": cpu,
         "peak_mem_MiB": (rss1 - rss0) / 1024, "gflops": {k: v / 1e9 for k, v in flops.items()},
+        "op_self_cpu_s": ops,
     }
 
 
@@ -102,15 +114,19 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="also profile one step per model and print the N ops with the largest STIN - SlowFast "
+                         "self-CPU-time difference (where the CDAI overhead goes)")
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(*args.one, args.repeats)))
+        print(json.dumps(run_one(*args.one, args.repeats, args.profile > 0)))
         return
     rows = []
     for size in args.sizes:
         for model in args.models:
-            out = subprocess.run([sys.executable, __file__, "--one", model, size, "--repeats", str(args.repeats)],
+            out = subprocess.run([sys.executable, __file__, "--one", model, size, "--repeats", str(args.repeats),
+                                  "--profile", str(args.profile)],
                                  capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = rows[-1]
@@ -119,6 +135,16 @@ def main() -> None:
                   f"{r['fwd_bwd_s']:.2f} s wall (runs {', '.join(f'{t:.2f}' for t in r['fwd_bwd_all_s'])}), "
                   f"{r['fwd_bwd_cpu_s']:.2f} s CPU (runs {', '.join(f'{t:.2f}' for t in r['fwd_bwd_all_cpu_s'])}) | peak mem "
                   f"+{r['peak_mem_MiB']:.0f} MiB | GFLOPs {r['gflops']['total']:.2f} ({parts})", flush=True)
+        if args.profile and {"slowfast_r50", "stin"} <= {r["model"] for r in rows if r["size"] == size}:
+            sf, st = (next(r["op_self_cpu_s"] for r in rows if r["size"] == size and r["model"] == m)
+                      for m in ("slowfast_r50", "stin"))
+            diff = sorted(((st.get(k, 0.0) - sf.get(k, 0.0), k) for k in set(sf) | set(st)), reverse=True)
+            total = sum(st.values()) - sum(sf.values())
+            print(f"  profiled self CPU time, STIN - SlowFast at {size}: {total:+.3f} s; largest differences:")
+            for d, k in diff[:args.profile]:
+                print(f"    {k:40s} {d:+.3f} s  (SlowFast {sf.get(k, 0.0):.3f} s, STIN {st.get(k, 0.0):.3f} s)")
+    for r in rows:
+        r.pop("op_self_cpu_s")
     print(json.dumps(rows, indent=1))
 
 

@@ -10,7 +10,8 @@ from stia_kit.experiments.dual_pathway import PRESETS, DualPathwayParams
 from stia_kit.params import ParameterError, from_mapping
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "01_dual_pathway_cdai.ipynb"
-TINY = dict(width=8, beta_inv=4, alpha=4, tau=8, num_frames=16, short_side=32, crop_size=32,
+# crop 40 makes the res2 map 10 wide, unlike its 8 channels: a Q/K/V applied along the wrong axis fails
+TINY = dict(width=8, beta_inv=4, alpha=4, tau=8, num_frames=16, short_side=40, crop_size=40,
             synth_clips_per_class=2, synth_clips_per_group=1, synth_frames=16, synth_size=32, epochs=1,
             batch_size=4)
 
@@ -42,7 +43,9 @@ def test_notebook_runs_with_tiny_parameters(tmp_path):
                                cwd=str(tmp_path))
     text = out.read_text()
     assert "sparse frames [0, 8]" in text and "dense frames  [0, 2, 4, 6, 8, 10, 12, 14]" in text
-    assert "axis T: Q/K sequences" in text and "interval_conv" in text and "dense share of pathways" in text
+    assert ("axis T: Q/K sequences (100, 2, 1), V (100, 2, 8), attention (100, 2, 2), output (1, 8, 2, 10, 10)"
+            in text)
+    assert "axis W: Q/K sequences (20, 10, 1)" in text and "interval_conv" in text and "dense share of pathways" in text
     assert text.count('"image/png"') == 3  # pathway frames, attention maps, ablation bars
     result = json.loads((tmp_path / "runs" / "ablation.json").read_text())
     assert [r["row"] for r in result["rows"]] == ["dense only", "sparse only", "both", "both + CDAI"]

@@ -105,8 +105,8 @@ print("sparse res2 output", tuple(s.shape), "-> 1x1x1 projection", tuple(proj.sh
 fig, axes = plt.subplots(1, 3, figsize=(10, 3))
 for ax, (axis, attn) in zip(axes, s2d.attention.axial.items()):
     with torch.no_grad():
-        seq_q = attn._to_sequences(attn.query(proj))
-        seq_v = attn._to_sequences(attn.value(proj))
+        seq = attn._to_sequences(proj)         # [N = B x (other two axes), L, C_d]
+        seq_q, seq_v = attn.query(seq), attn.value(seq)  # [N, L, C_d / 8], [N, L, C_d]
         amap = attn.attention_map(proj)        # [N, L, L]
         out = attn(proj)
     print(f"axis {axis}: Q/K sequences {tuple(seq_q.shape)}, V {tuple(seq_v.shape)}, "
