@@ -30,7 +30,7 @@ import csv
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -328,11 +328,11 @@ def ucf101_split(root: str | os.PathLike[str], split: int = 1, train: bool = Tru
     return samples, classes
 
 
-class UCF101(VideoDataset):
-    """UCF101 in its official layout: ``root/UCF-101/<Class>/v_*.avi`` and ``root/ucfTrainTestlist/``.
+class OfficialSplitDataset(VideoDataset):
+    """A dataset defined by official split files: subclasses set :attr:`parse_split`
+    (``(root, split, train) -> (samples, classes)``); everything else is :class:`VideoDataset`."""
 
-    Any dataset in the same layout works (the classes come from ``classInd.txt``).
-    """
+    parse_split: Callable[[str | os.PathLike[str], int, bool], tuple[list[tuple[Path, int]], list[str]]]
 
     def __init__(
         self,
@@ -345,8 +345,18 @@ class UCF101(VideoDataset):
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
-        samples, classes = ucf101_split(root, split, train)
-        super().__init__(samples, classes, config, train, missing, on_error, seed, name=f"UCF101(split {split})", **kwargs)
+        samples, classes = type(self).parse_split(root, split, train)
+        super().__init__(samples, classes, config, train, missing, on_error, seed,
+                         name=f"{type(self).__name__}(split {split})", **kwargs)
+
+
+class UCF101(OfficialSplitDataset):
+    """UCF101 in its official layout: ``root/UCF-101/<Class>/v_*.avi`` and ``root/ucfTrainTestlist/``.
+
+    Any dataset in the same layout works (the classes come from ``classInd.txt``).
+    """
+
+    parse_split = staticmethod(ucf101_split)
 
 
 # ------------------------------------------------------------------------------------------ HMDB51
@@ -385,22 +395,10 @@ def hmdb51_split(root: str | os.PathLike[str], split: int = 1, train: bool = Tru
     return samples, classes
 
 
-class HMDB51(VideoDataset):
+class HMDB51(OfficialSplitDataset):
     """HMDB51 in its official layout: ``root/hmdb51_org/<class>/*.avi`` + ``root/testTrainMulti_7030_splits/``."""
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        split: int = 1,
-        train: bool = True,
-        config: DataConfig = DataConfig(),
-        missing: MissingPolicy = "raise",
-        on_error: ErrorPolicy = "raise",
-        seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        samples, classes = hmdb51_split(root, split, train)
-        super().__init__(samples, classes, config, train, missing, on_error, seed, name=f"HMDB51(split {split})", **kwargs)
+    parse_split = staticmethod(hmdb51_split)
 
 
 # -------------------------------------------------------------------------------------------- ARID
@@ -438,22 +436,10 @@ def arid_split(root: str | os.PathLike[str], split: int = 1, train: bool = True)
     return samples, classes
 
 
-class ARID(VideoDataset):
+class ARID(OfficialSplitDataset):
     """ARID (dark videos): split lists in ``root/splits_v1/``, videos in ``root/clips_v1/`` (see :func:`arid_split`)."""
 
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        split: int = 1,
-        train: bool = True,
-        config: DataConfig = DataConfig(),
-        missing: MissingPolicy = "raise",
-        on_error: ErrorPolicy = "raise",
-        seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        samples, classes = arid_split(root, split, train)
-        super().__init__(samples, classes, config, train, missing, on_error, seed, name=f"ARID(split {split})", **kwargs)
+    parse_split = staticmethod(arid_split)
 
 
 # ---------------------------------------------------------------------------------------- manifest
