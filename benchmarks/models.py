@@ -20,25 +20,32 @@ Every (model, size) runs in a fresh subprocess so the memory numbers do not mix.
   FLOPs as 2 x multiply-accumulates; papers usually quote MACs = FLOPs / 2), split by top-level
   submodule: the two pathways, the lateral connections (SlowFast fuse convs / CDAI) and the head.
 
-Measured after the Q/K/V projections became Linear layers (commit "Axial attention: Q/K/V as Linear"),
-2-core CPU with one other training job running (load ~3.5), torch 2.13, 2 threads, min of runs:
+With ``--profile N`` each model also runs one profiled step (torch.profiler) and the N aten ops with the
+largest STIN - SlowFast self-CPU-time difference are printed: where the CDAI overhead goes.
+
+Measured 2026-11-22 on the 2-core CPU with nothing else running (load < 1), torch 2.13, 2 threads,
+``python benchmarks/models.py --profile 12``, min of 2 runs after a warm-up:
 
 =================  ========  ============  ============  =========  ==============================
 model, input       params    fwd+bwd wall  fwd+bwd CPU   peak mem   GFLOPs (sparse/dense/laterals)
 =================  ========  ============  ============  =========  ==============================
-SlowFast, paper    34.48 M   5.20 s        6.53 s        +1134 MiB  55.28 (43.92 / 10.57 / 0.79)
-STIN, paper        34.80 M   7.93 s        8.64 s        +1282 MiB  55.35 (42.90 / 10.57 / 1.89)
-SlowFast, teach.   1.09 M    0.06 s        0.11 s        +50 MiB    0.58 (0.28 / 0.27 / 0.04)
-STIN, teaching     1.18 M    0.26 s        0.35 s        +52 MiB    0.59 (0.25 / 0.27 / 0.07)
+SlowFast, paper    34.48 M   2.73 s        5.44 s        +1058 MiB  55.28 (43.92 / 10.57 / 0.79)
+STIN, paper        34.80 M   3.03 s        5.95 s        +1104 MiB  55.35 (42.90 / 10.57 / 1.89)
+SlowFast, teach.   1.09 M    0.13 s        0.26 s        +77 MiB    1.17 (0.56 / 0.53 / 0.07)
+STIN, teaching     1.18 M    0.20 s        0.39 s        +88 MiB    1.19 (0.51 / 0.53 / 0.14)
 =================  ========  ============  ============  =========  ==============================
 
-(paper = 1 x 3 x 64 x 224^2; teaching = 4 x 3 x 32 x 48^2.) CDAI adds 0.13 % FLOPs and 0.9 % parameters
-but +32 % CPU time at the paper's size (it was +58 % with 1x1x1 Conv3d Q/K/V, whose CPU backward is a
-per-slice loop: 34k ``copy_`` calls per step, now 17k) and ~3x at the teaching size, where the step is
-dominated by per-op overhead of many small ops (axial attention on thousands of short sequences, permutes
-to and from the sequence layout, the temporal max-pool of the dense maps). The remaining paper-size
-overhead in torch.profiler: ``slow_conv3d`` (0.87 s, 63 calls: 1x1x1 convs are not sent to oneDNN) and
-``bmm``/``copy_`` of the attention.
+(paper = 1 x 3 x 64 x 224^2; teaching = 8 x 3 x 32 x 48^2, the notebook-01 batch.) At the paper's size
+CDAI costs +0.13 % FLOPs, +0.9 % parameters, +4 % peak memory and +11 % wall / +9 % CPU time. FLOPs hide
+part of it twice over: CDAI's dense->sparse max-pool adds ``beta C`` channels to the sparse stages where
+SlowFast's fuse conv adds ``2 beta C`` (the sparse pathway does 1.0 GFLOPs less), while the attention's
+cost is memory traffic that FLOP counts barely see -- in the profile the extra time is ``bmm``/``mm``
+and ``softmax`` over thousands of short axial sequences, the ``select``/``clone``/``as_strided`` of the
+permutes to and from the sequence layout, and the temporal max-pool of the dense maps. At the teaching
+size (48^2) the step is dominated by per-op overhead and CDAI costs +54 % wall time.
+History: with 1x1x1 Conv3d Q/K/V (whose CPU backward loops over slices) STIN was +58 % at the paper size
+on a loaded machine; as Linear layers on the channel-last sequences, +32 % on the same loaded machine;
+the quiet-machine numbers above are the ones to quote.
 """
 from __future__ import annotations
 
