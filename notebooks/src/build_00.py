@@ -5,20 +5,13 @@ notebook's defaults cannot drift from the library's (tests/test_notebook_00.py c
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat as nbf
-
+from nbbuild import code, md, parameters_cell, write_notebook
 from stia_kit.experiments.quickstart import QuickstartParams
-from stia_kit.params import parameters_cell_source
-
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 
 
-def build() -> nbf.NotebookNode:
-    params = code(parameters_cell_source(
-        QuickstartParams, "paper_size = True switches to the paper's width (64) and 16 x 112^2 clips (hours on a CPU)."))
-    params.metadata["tags"] = ["parameters"]
+def notebook_cells() -> list:
+    params = parameters_cell(
+        QuickstartParams, "paper_size = True switches to the paper's width (64) and 16 x 112^2 clips (hours on a CPU).")
     cells = [
         md("""# 00 · Quickstart: does a 3D network see what a frame-level network cannot?
 
@@ -111,13 +104,8 @@ The numbers above are written next to this notebook as JSON (what `stia quicksta
 print("metrics written to", metrics_path.resolve())
 print(json.dumps({n: {"top1": round(r.test.top1, 3), "train_seconds": round(r.seconds)} for n, r in runs.items()}))"""),
     ]
-    nb = nbf.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return cells
 
 
 if __name__ == "__main__":
-    out = Path(__file__).resolve().parents[1] / "00_quickstart.ipynb"
-    nbf.write(build(), out)
-    print("wrote", out)
+    write_notebook(notebook_cells(), "00_quickstart.ipynb")

@@ -3,14 +3,9 @@
 The parameters cell is generated from DualPathwayParams (tests/test_notebook_01.py checks it).
 The notebook only calls library code (stia_kit.models.*, stia_kit.experiments.dual_pathway) and plots.
 """
-from pathlib import Path
-
-import nbformat as nbf
-
+from nbbuild import code, md, parameters_cell, write_notebook
 from stia_kit.experiments import dual_pathway as dp
-from stia_kit.params import parameters_cell_source
 
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 
 cells = [
     md("""# 01 · Dual pathways and Cross Dual-Attention Interaction (STIN)
@@ -39,10 +34,10 @@ from stia_kit.models.slowfast import PathwaySampler
 from stia_kit.models.attention import AxialAttention3d
 
 _names_before = snapshot(globals())"""),
-    code(parameters_cell_source(
+    parameters_cell(
         dp.DualPathwayParams,
         'Defaults = the teaching config; preset = "paper" switches to the paper\'s sizes and training recipe '
-        "(days on a CPU)."), metadata={"tags": ["parameters"]}),
+        "(days on a CPU)."),
     code("""P = from_notebook(dp.DualPathwayParams, globals(), _names_before)  # raises on unknown names / wrong types
 E = P.effective()
 cfg = P.model_config()
@@ -159,10 +154,4 @@ for label, c, size in [("paper 64x224^2, both + CDAI", paper_cfg, 224),
           f"laterals {g['laterals']:5.2f} | dense share of pathways {100 * g['dense_share_of_pathways']:.1f} %")"""),
 ]
 
-nb = nbf.v4.new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-out = Path(__file__).resolve().parents[1] / "01_dual_pathway_cdai.ipynb"
-nbf.validate(nb)
-nbf.write(nb, out)
-print("wrote", out)
+write_notebook(cells, "01_dual_pathway_cdai.ipynb")

@@ -5,20 +5,13 @@ notebook's defaults cannot drift from the library's (tests/test_notebook_06.py c
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat as nbf
-
+from nbbuild import code, md, parameters_cell, write_notebook
 from stia_kit.experiments.lowlight import LowLightParams
-from stia_kit.params import parameters_cell_source
-
-md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
 
 
-def build() -> nbf.NotebookNode:
-    params = code(parameters_cell_source(
-        LowLightParams, "Real data: train_dataset='hmdb51', train_root=<HMDB51 root>, dark_root=<ARID root>."))
-    params.metadata["tags"] = ["parameters"]
+def notebook_cells() -> list:
+    params = parameters_cell(
+        LowLightParams, "Real data: train_dataset='hmdb51', train_root=<HMDB51 root>, dark_root=<ARID root>.")
     cells = [
         md("""# 06 · Action recognition in the dark: curve-estimation enhancement before/after (ARID)
 
@@ -242,13 +235,8 @@ print("written:", *[str(f) for f in files], sep="\\n  ")
 print(json.dumps({"clean_top1": round(100 * clean_test.top1, 1),
                   "dark_average": {m: round(v, 1) for m, v in zip(table["columns"], table["rows"]["average"])}}))"""),
     ]
-    nb = nbf.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return cells
 
 
 if __name__ == "__main__":
-    out = Path(__file__).resolve().parents[1] / "06_lowlight_arid.ipynb"
-    nbf.write(build(), out)
-    print("wrote", out)
+    write_notebook(notebook_cells(), "06_lowlight_arid.ipynb")

@@ -115,7 +115,7 @@ class DualPathwayParams:
 
     def model_config(self) -> STINConfig:
         """The "both + CDAI" STINConfig; the other rows are derived with :func:`table3_configs`."""
-        p = self.effective() if self.preset == "paper" else self
+        p = self.effective()
         depths = tuple(int(d) for d in p.depths.split(","))
         return STINConfig(width=p.width, beta_inv=p.beta_inv, alpha=p.alpha, tau=p.tau, num_frames=p.num_frames,
                           depths=depths, temporal_reduction=p.temporal_reduction, fusion=p.fusion,
