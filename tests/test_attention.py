@@ -1,4 +1,4 @@
-"""Shared attention modules: ECA3d (STIN eq. 3-6) and the axial 3D self-attention (eq. 1-2)."""
+"""Shared attention modules: ECA3d (STIN Eq. (3)-(6)) and the axial 3D self-attention (Eq. (1)-(2))."""
 import math
 
 import pytest
@@ -11,6 +11,15 @@ from stia_kit.models.attention import AxialAttention3d, ECA3d, SpatioTemporalSel
 def test_eca_kernel_is_the_adaptive_odd_formula(channels, k):
     t = int(abs(math.log2(channels) / 2 + 1 / 2))  # |log2(C)/gamma + b/gamma|, gamma=2, b=1
     assert eca_kernel_size(channels) == (t if t % 2 else t + 1) == k
+
+
+def test_eca_kernel_is_the_nearest_odd_number_ties_up():
+    """|t|_odd of Eq. (4): the odd number nearest to t = log2(C)/2 + 1/2; a tie (t even) goes up."""
+    for c in range(1, 5000):
+        t = math.log2(c) / 2 + 0.5
+        odd = sorted(range(1, 16, 2), key=lambda k: (abs(k - t), -k))  # nearest first, larger first on ties
+        assert eca_kernel_size(c) == odd[0], c
+    assert [eca_kernel_size(c) for c in (64, 128, 256, 1024, 2048)] == [3, 5, 5, 5, 7]  # t = 3.5, 4, 4.5, 5.5, 6
 
 
 def test_eca_output_is_sigma_times_input_plus_input():
@@ -37,6 +46,18 @@ def test_axial_attention_matches_explicit_softmax_along_its_axis(axis, dim):
     amap = attn.attention_map(x)
     assert amap.shape == (x.numel() // 16 // x.shape[dim], x.shape[dim], x.shape[dim])
     torch.testing.assert_close(amap.sum(-1), torch.ones(amap.shape[:-1]))
+
+
+def test_qk_default_is_the_papers_same_shape_and_reduction_is_a_switch():
+    """Q, K, V "each of the same shape" (section 2.2.2.1 (1)) by default; qk_reduction=8 is CCNet's C/8."""
+    full, reduced = AxialAttention3d(32, "T"), AxialAttention3d(32, "T", qk_reduction=8)
+    assert full.qk_dim == full.query.out_features == full.key.out_features == full.value.out_features == 32
+    assert reduced.qk_dim == reduced.query.out_features == 4 and reduced.value.out_features == 32
+    x = torch.randn(2, 32, 4, 3, 3)
+    assert full(x).shape == reduced(x).shape == x.shape
+    assert SpatioTemporalSelfAttention(32).axial["W"].qk_dim == 32
+    with pytest.raises(ValueError, match="qk_reduction must be >= 1"):
+        AxialAttention3d(32, "W", qk_reduction=0)
 
 
 def _reach(recurrence: int) -> list[bool]:

@@ -17,15 +17,25 @@ def n_params(m):
 def test_parameter_count_matches_published_34_48M():
     with torch.device("meta"):
         n = n_params(SlowFast(SlowFastConfig.paper(), 400))
+        by_name = n_params(build_model("slowfast_r50", 400))  # the name means SlowFast-R50 4x16
     assert abs(n - 34.48e6) / 34.48e6 < 0.01
-    assert n == 34_480_216  # exact count of PySlowFast SLOWFAST_4x16_R50 (fusion kernel 5)
+    assert n == by_name == 34_480_216  # exact count of PySlowFast SLOWFAST_4x16_R50 (fusion kernel 5)
+    assert SlowFastConfig() == SlowFastConfig.paper()
+    assert (SlowFastConfig.paper().width, SlowFastConfig.paper().num_frames) == (64, 64)
+
+
+def test_teaching_preset_sizes():
+    cfg = SlowFastConfig.teaching()
+    assert (cfg.width, cfg.beta_inv, cfg.alpha, cfg.tau, cfg.depths, cfg.num_frames) == (16, 4, 4, 8, (1, 1, 1, 1), 32)
+    assert cfg.fast_width == 4 and cfg.fast_temporal_kernels == SlowFastConfig().fast_temporal_kernels
+    assert SlowFastConfig.teaching(width=32).width == 32
 
 
 def test_sampler_and_forward_small():
     s, f = PathwaySampler(16, 8)(torch.arange(64.0).view(1, 1, 64, 1, 1))
     assert s.flatten().tolist() == [0, 16, 32, 48]
     assert f.flatten().tolist() == list(range(0, 64, 2))
-    m = build_model("slowfast_r50", num_classes=5, width=8, depths=(1, 1, 1, 1))
+    m = build_model("slowfast_r50", num_classes=5, preset="teaching", width=8)
     assert m(torch.randn(2, 3, 32, 32, 32)).shape == (2, 5)
 
 
@@ -127,7 +137,7 @@ def test_checkpoint_layouts_load_every_key(tmp_path, layout):
 
 def test_checkpoint_onto_stin_shared_parts():
     sd = pyslowfast_state()
-    stin = STIN(STINConfig(width=16, depths=(1, 1, 1, 1)), 11)
+    stin = STIN(STINConfig(width=16, depths=(1, 1, 1, 1), cdai_stem_lateral=True), 11)
     report = load_slowfast_weights(stin, sd)
     matched = set(report.matched)
     assert {"sparse.stem.conv.0.weight", "dense.stem.conv.0.weight", "laterals.0.conv.0.weight",
@@ -137,6 +147,10 @@ def test_checkpoint_onto_stin_shared_parts():
     assert "s2_fuse.conv_f2s.weight" in report.unexpected  # SlowFast laterals after res2..res4 have no target
     # sparse res3 input: C + beta*C (max-pool + ECA) in STIN vs C + 2*beta*C in SlowFast
     assert ("sparse.stages.1.0.conv_a.0.weight", (32, 80, 1, 1, 1), (32, 72, 1, 1, 1)) in report.mismatched
+    # the paper's STIN (no stem lateral): SlowFast's stem lateral has no target, res2 takes C instead of C + 2 beta C
+    report = load_slowfast_weights(STIN(STINConfig(width=16, depths=(1, 1, 1, 1)), 11), sd)
+    assert "s1_fuse.conv_f2s.weight" in report.unexpected and "sparse.stem.conv.0.weight" in report.matched
+    assert ("sparse.stages.0.0.conv_a.0.weight", (16, 20, 1, 1, 1), (16, 16, 1, 1, 1)) in report.mismatched
     # with cdai=False STIN *is* SlowFast: everything loads
     report = load_slowfast_weights(STIN(STINConfig(width=16, depths=(1, 1, 1, 1), cdai=False), 11), sd)
     assert (report.missing, report.unexpected, report.mismatched) == ([], [], [])

@@ -1,23 +1,30 @@
-"""Classical low-light enhancement baselines (OpenCV) and the `build_enhancer` registry.
+"""Classical low-light enhancement baselines (OpenCV) and the enhancer registry `ENHANCERS`.
 
 Every enhancer implements the `Enhancer` protocol: ``__call__(frames) -> frames`` on uint8 RGB frames
 [T, H, W, 3] (the layout the video readers return), keeping shape and dtype. The curve models are wrapped
 by `stia_kit.enhance.video.CurveEnhancer` so all methods are interchangeable in `enhance_videos`,
 `EnhanceTransform` and `benchmarks/enhance.py`.
+
+`ENHANCERS` (a `stia_kit.registry.Registry`, like `stia_kit.models.MODELS`) maps every method name to a
+keyword-only builder ``(**options) -> Enhancer``: "none", "gamma", "histeq", "clahe" (OpenCV), and
+"zero_dce" / "zero_dce_pp" (a curve model wrapped in its inference `CurveEnhancer`; options: the curve
+model's config fields plus checkpoint, device, temporal smoothing and chunk size). An option a method does
+not take raises a TypeError naming it; CLI choices come from ``ENHANCERS.names()``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+import inspect
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
+from ..registry import Registry
 from .video import CurveEnhancer
 from .zero_dce import ZeroDCE, ZeroDCEConfig, ZeroDCEPP, ZeroDCEPPConfig, load_curve_weights
-
-Method = Literal["none", "gamma", "histeq", "clahe", "zero_dce", "zero_dce_pp"]
 
 
 @runtime_checkable
@@ -100,42 +107,67 @@ class ClaheEnhancer:
         return _on_luma(frames, self._clahe.apply)
 
 
-def build_enhancer(
-    name: Method,
-    *,
-    checkpoint: str | None = None,
-    official_checkpoint: bool = False,
-    device: str | torch.device | None = None,
-    temporal_smoothing: float = 0.0,
-    chunk_size: int = 32,
-    **kwargs: Any,
-) -> Enhancer:
-    """Build an enhancer by name.
+ENHANCERS: Registry[Enhancer] = Registry("enhancer")
+
+
+def build_enhancer(name: str, **options: Any) -> Enhancer:
+    """Build enhancer ``name`` (one of ``ENHANCERS.names()``) with its ``options``.
 
     - "none": identity. "gamma": `gamma`. "histeq": no options. "clahe": `clip_limit`, `tile_grid`.
-    - "zero_dce" / "zero_dce_pp": remaining `kwargs` go to `ZeroDCEConfig` / `ZeroDCEPPConfig` (e.g.
-      ``scale_factor=12``); `checkpoint` loads weights with ``torch.load(..., weights_only=True)``
-      (`official_checkpoint=True` for files from the official repositories); `device` defaults to cuda
-      when available; `temporal_smoothing` and `chunk_size` as in `CurveEnhancer`. Without a checkpoint the
-      model is randomly initialised (useful only for tests and speed measurements).
+    - "zero_dce" / "zero_dce_pp": the `ZeroDCEConfig` / `ZeroDCEPPConfig` fields (e.g. ``scale_factor=12``);
+      `checkpoint` loads weights with ``torch.load(..., weights_only=True)`` (`official_checkpoint=True`
+      for files from the official repositories); `device` defaults to cuda when available;
+      `temporal_smoothing` and `chunk_size` as in `CurveEnhancer`. Without a checkpoint the model is
+      randomly initialised (useful only for tests and speed measurements).
+
+    An unknown name raises a KeyError listing the known ones; an option the method does not take, a
+    TypeError.
     """
-    if name not in get_args(Method):
-        raise ValueError(f"unknown enhancer name {name!r}; choose from {get_args(Method)}")
-    if name in ("zero_dce", "zero_dce_pp"):
-        model = ZeroDCE(ZeroDCEConfig(**kwargs)) if name == "zero_dce" else ZeroDCEPP(ZeroDCEPPConfig(**kwargs))
-        if checkpoint is not None:
-            load_curve_weights(model, checkpoint, official=official_checkpoint)
-        dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return CurveEnhancer(model.to(dev), temporal_smoothing=temporal_smoothing, chunk_size=chunk_size)
-    if checkpoint is not None or official_checkpoint or temporal_smoothing or device is not None:
-        raise TypeError(f"checkpoint/official_checkpoint/device/temporal_smoothing do not apply to {name!r}")
-    factory: dict[str, type] = {
-        "none": IdentityEnhancer,
-        "gamma": GammaEnhancer,
-        "histeq": HistEqEnhancer,
-        "clahe": ClaheEnhancer,
-    }
+    builder = ENHANCERS.get(name)
     try:
-        return factory[name](**kwargs)
+        inspect.signature(builder).bind(**options)
     except TypeError as e:
-        raise TypeError(f"bad options {sorted(kwargs)} for enhancer {name!r}: {e}") from None
+        raise TypeError(f"bad options {sorted(options)} for enhancer {name!r}: {e}") from None
+    return builder(**options)
+
+
+ENHANCERS.register("none")(IdentityEnhancer)
+ENHANCERS.register("gamma")(GammaEnhancer)
+ENHANCERS.register("histeq")(HistEqEnhancer)
+ENHANCERS.register("clahe")(ClaheEnhancer)
+
+
+def _curve_enhancer(model: nn.Module, checkpoint: str | None, official_checkpoint: bool,
+                    device: str | torch.device | None, temporal_smoothing: float, chunk_size: int) -> CurveEnhancer:
+    """Load ``checkpoint`` into ``model``, move it to ``device`` (default: cuda when available), wrap it."""
+    if checkpoint is not None:
+        load_curve_weights(model, checkpoint, official=official_checkpoint)
+    elif official_checkpoint:
+        raise TypeError("official_checkpoint=True needs a checkpoint")
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return CurveEnhancer(model.to(dev), temporal_smoothing=temporal_smoothing, chunk_size=chunk_size)
+
+
+def _register_curve(name: str, build: Callable[..., nn.Module]) -> None:
+    def builder(*, checkpoint: str | None = None, official_checkpoint: bool = False,
+                device: str | torch.device | None = None, temporal_smoothing: float = 0.0, chunk_size: int = 32,
+                **cfg: Any) -> CurveEnhancer:
+        return _curve_enhancer(build(**cfg), checkpoint, official_checkpoint, device, temporal_smoothing, chunk_size)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"{name}: {build.__doc__}"
+    ENHANCERS.register(name)(builder)
+
+
+def _zero_dce(**cfg: Any) -> ZeroDCE:
+    """Zero-DCE (`ZeroDCEConfig` fields as options) in a `CurveEnhancer`."""
+    return ZeroDCE(ZeroDCEConfig(**cfg))
+
+
+def _zero_dce_pp(**cfg: Any) -> ZeroDCEPP:
+    """Zero-DCE++ (`ZeroDCEPPConfig` fields as options) in a `CurveEnhancer`."""
+    return ZeroDCEPP(ZeroDCEPPConfig(**cfg))
+
+
+_register_curve("zero_dce", _zero_dce)
+_register_curve("zero_dce_pp", _zero_dce_pp)

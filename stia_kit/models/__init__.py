@@ -1,6 +1,10 @@
-"""Models: a registry plus one file per model family (importing a family registers its builders)."""
-from .registry import build_model, list_models, register_model
+"""Models: a registry plus one file per model family (importing a family registers its builders).
+
+``build_model(name, num_classes)`` builds the published network; ``preset="teaching"`` the small one (see
+:mod:`.registry`). ``MODELS.names()`` (= ``list_models()``) lists every registered name.
+"""
+from .registry import MODELS, InputSpec, PresetConfig, build_model, example_input, list_models, register_model
 from . import c3d, r3d  # noqa: F401  (registration side effect)
 from . import slowfast, stin  # noqa: F401  (registration: slowfast_r50, stin)
 
-__all__ = ["build_model", "list_models", "register_model"]
+__all__ = ["MODELS", "InputSpec", "PresetConfig", "build_model", "example_input", "list_models", "register_model"]

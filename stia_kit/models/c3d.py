@@ -6,7 +6,10 @@ with dropout 0.5 and a classifier; input ``16 x 112 x 112``. At 101 classes this
 (the figure widely reported for C3D on UCF101; 27.66 M in the convolutions, 50.34 M in fc6/fc7).
 
 Choice: pool5 is followed by an adaptive average pool to ``1 x 4 x 4`` (the paper's pool5 output at
-16x112^2, where it is the identity), so reduced teaching inputs (e.g. 8 x 64^2) keep the same fc6 shape.
+16x112^2, where it is the identity), so reduced teaching inputs (e.g. 16 x 64^2) keep the same fc6 shape.
+
+Presets: ``"paper"`` (the default) is the network above; ``"teaching"`` has a quarter of the conv channels
+(``width_mult=0.25``) and 512-unit fc6/fc7.
 
 Shape:
     ``[B, 3, T, H, W] -> [B, num_classes]``.
@@ -14,21 +17,26 @@ Shape:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
 
 from torch import Tensor, nn
 
-from .registry import register_model
+from ..registry import Preset
+from .registry import InputSpec, PresetConfig, register_model
 
 # Table 1 of the paper (conv channels per group, each group followed by a pool)
 C3D_GROUPS: tuple[tuple[int, ...], ...] = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 
 
 @dataclass(frozen=True)
-class C3DConfig:
-    """C3D hyper-parameters (defaults: quarter width, small fc)."""
+class C3DConfig(PresetConfig):
+    """C3D hyper-parameters (defaults = ``paper()``: Table 1 of Tran et al.; ``teaching()``: quarter width,
+    512-unit fc)."""
 
-    width_mult: float = 0.25  # scales every conv's channels (1.0 = paper)
-    fc_dim: int = 512  # units of fc6 and fc7 (paper: 4096)
+    TEACHING: ClassVar[Mapping[str, Any]] = {"width_mult": 0.25, "fc_dim": 512}
+
+    width_mult: float = 1.0  # scales every conv's channels (paper: 1.0; teaching: 0.25)
+    fc_dim: int = 4096  # units of fc6 and fc7 (paper: 4096; teaching: 512)
     dropout: float = 0.5  # dropout after fc6 and fc7 (paper: 0.5)
     in_channels: int = 3  # input channels (RGB)
 
@@ -44,6 +52,7 @@ class C3D(nn.Module):
 
     def __init__(self, cfg: C3DConfig, num_classes: int) -> None:
         super().__init__()
+        self.cfg = cfg
         layers: list[nn.Module] = []
         in_ch = cfg.in_channels
         for g, group in enumerate(C3D_GROUPS):
@@ -62,6 +71,11 @@ class C3D(nn.Module):
             nn.Linear(cfg.fc_dim, num_classes),  # fc8
         )
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """``T >= 16`` and ``H, W >= 32`` (four 2x temporal pools, five spatial); published 16 x 112^2."""
+        return InputSpec(channels=self.cfg.in_channels, num_frames=16, size=112, min_frames=16, min_size=32)
+
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 5 or x.shape[2] < 16 or min(x.shape[3:]) < 32:
             raise ValueError(f"C3D expects [B, C, T>=16, H>=32, W>=32] (four 2x temporal pools), got {list(x.shape)}")
@@ -69,6 +83,7 @@ class C3D(nn.Module):
 
 
 @register_model("c3d")
-def c3d(*, num_classes: int, width_mult: float = 0.25, fc_dim: int = 512, dropout: float = 0.5) -> C3D:
-    """C3D; ``width_mult=1.0, fc_dim=4096`` is the paper's network."""
-    return C3D(C3DConfig(width_mult=width_mult, fc_dim=fc_dim, dropout=dropout), num_classes)
+def c3d(*, num_classes: int, preset: Preset = "paper", **overrides: Any) -> C3D:
+    """C3D. ``preset="paper"``: 78,409,573 parameters at 101 classes; ``"teaching"``: ``width_mult=0.25``,
+    ``fc_dim=512``. ``overrides``: any :class:`C3DConfig` field."""
+    return C3D(C3DConfig.from_preset(preset, **overrides), num_classes)

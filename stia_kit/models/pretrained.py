@@ -1,8 +1,9 @@
 """Load SlowFast-R50 weights from a *local* PySlowFast or PyTorchVideo checkpoint (no download).
 
 Both key layouts are mapped onto our :class:`~.slowfast.SlowFast` names, and from there onto STIN's shared
-backbone parts (STIN's ``sparse`` = SlowFast's ``slow``, ``dense`` = ``fast``, the stem lateral
-``laterals.0`` = ``fuse.0``; with ``cdai=False`` also ``laterals.1-3`` = ``fuse.1-3``)::
+backbone parts (STIN's ``sparse`` = SlowFast's ``slow``, ``dense`` = ``fast``; the stem lateral
+``laterals.0`` = ``fuse.0`` where STIN has one, i.e. with ``cdai=False`` or ``cdai_stem_lateral=True``;
+with ``cdai=False`` also ``laterals.1-3`` = ``fuse.1-3``)::
 
     PySlowFast (``{"model_state": ...}``)             ours (SlowFast)
     s1.pathway0_stem.conv / .bn                         slow.stem.conv.0 / .1

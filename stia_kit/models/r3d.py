@@ -9,25 +9,31 @@ R2D-18 is the same network with every temporal kernel and stride set to 1: a 2D 
 frame, with the frames averaged at the end (the paper's "R2D on frames", fR2D). Time is only pooled, never
 modelled, so it cannot tell a clip from its reverse: SynthActions' sit/stand pair defeats it by design.
 
-Sizes: ``width`` scales all channels (64 = paper); teaching configs use 16 and small inputs.
+Sizes: ``width`` scales all channels. ``preset="paper"`` (the default of both builders) is width 64, the
+published networks; ``preset="teaching"`` is width 16 (1/16 of the parameters), trained on small inputs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
 
 from torch import Tensor, nn
 
+from ..registry import Preset
 from .blocks import BasicBlock, Bottleneck, ClassifierHead, Stem, res_stage
-from .registry import register_model
+from .registry import InputSpec, PresetConfig, register_model
 
 
 @dataclass(frozen=True)
-class ResNet3DConfig:
-    """Hyper-parameters of a single-pathway 3D ResNet (defaults: R3D-18 at quarter width)."""
+class ResNet3DConfig(PresetConfig):
+    """Hyper-parameters of a single-pathway 3D ResNet (defaults = ``paper()``: R3D-18, width 64;
+    ``teaching()``: width 16)."""
+
+    TEACHING: ClassVar[Mapping[str, Any]] = {"width": 16}
 
     depths: tuple[int, ...] = (2, 2, 2, 2)  # blocks per stage (ResNet-18: 2,2,2,2; ResNet-50: 3,4,6,3)
     bottleneck: bool = False  # Bottleneck (x4 expansion) blocks instead of basic blocks
-    width: int = 16  # channels of the first stage (paper: 64); later stages double
+    width: int = 64  # channels of the first stage (paper: 64; teaching: 16); later stages double
     stem_kernel: tuple[int, int, int] = (3, 7, 7)  # stem conv kernel (t, h, w)
     stem_pool: bool = False  # 1x3x3 max-pool after the stem (ResNet-50 style)
     temporal_kernels: tuple[int, ...] = (3, 3, 3, 3)  # temporal kernel of each stage's convs
@@ -80,19 +86,33 @@ class ResNet3D(nn.Module):
             feats.append(x)
         return feats
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """Any ``T`` and ``H, W`` work; published geometry 16 x 112^2. ``min_size`` is the total spatial
+        stride (smaller frames reach the last stage as 1 x 1)."""
+        stride = 2  # the stem's
+        for s in self.cfg.spatial_strides:
+            stride *= s
+        return InputSpec(channels=self.cfg.in_channels, num_frames=16, size=112, min_size=stride)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.forward_features(x)[-1])
 
 
+#: R2D-18: R3D-18 with every temporal kernel and stride 1 (a 2D ResNet-18 on each frame).
+R2D_FIELDS: dict[str, Any] = dict(stem_kernel=(1, 7, 7), temporal_kernels=(1, 1, 1, 1), temporal_strides=(1, 1, 1, 1))
+
+
 @register_model("r3d_18")
-def r3d_18(*, num_classes: int, width: int = 16, dropout: float = 0.0) -> ResNet3D:
-    """R3D-18 (Tran et al. 2018). ``width=64`` is the paper's network (33.37 M parameters at 400 classes)."""
-    return ResNet3D(ResNet3DConfig(width=width, dropout=dropout), num_classes)
+def r3d_18(*, num_classes: int, preset: Preset = "paper", **overrides: Any) -> ResNet3D:
+    """R3D-18 (Tran et al. 2018). ``preset="paper"``: width 64, 33,371,472 parameters at 400 classes
+    (= torchvision's ``r3d_18``); ``"teaching"``: width 16. ``overrides``: any :class:`ResNet3DConfig` field."""
+    return ResNet3D(ResNet3DConfig.from_preset(preset, **overrides), num_classes)
 
 
 @register_model("r2d_18")
-def r2d_18(*, num_classes: int, width: int = 16, dropout: float = 0.0) -> ResNet3D:
-    """Frame-level baseline: ResNet-18 on each frame (all temporal kernels/strides 1), frames averaged."""
-    cfg = ResNet3DConfig(width=width, dropout=dropout, stem_kernel=(1, 7, 7),
-                         temporal_kernels=(1, 1, 1, 1), temporal_strides=(1, 1, 1, 1))
-    return ResNet3D(cfg, num_classes)
+def r2d_18(*, num_classes: int, preset: Preset = "paper", **overrides: Any) -> ResNet3D:
+    """Frame-level baseline: ResNet-18 on each frame (all temporal kernels/strides 1), frames averaged.
+    ``preset="paper"``: width 64, 11,689,512 parameters at 1000 classes (= the 2D ResNet-18);
+    ``"teaching"``: width 16. ``overrides``: any :class:`ResNet3DConfig` field."""
+    return ResNet3D(ResNet3DConfig.from_preset(preset, **{**R2D_FIELDS, **overrides}), num_classes)

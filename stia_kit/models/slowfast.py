@@ -15,20 +15,30 @@ pathway globally, concatenates (2048 + 256 channels), applies dropout 0.5 and a 
 
 With 400 classes this is 34.48 M parameters (the published count); see ``tests/test_slowfast.py``.
 
+Presets: ``"paper"`` (the default, = the dataclass defaults) is the network above; ``"teaching"`` is width
+16, ``beta = 1/4``, ``alpha = 4``, ``tau = 8``, one bottleneck per stage and 32-frame clips (slow 4 frames,
+fast 16), the same sizes as STIN's teaching preset, whose "both" Table-3 row it equals.
+
 The same :class:`Pathway`, :class:`PathwaySampler` and :class:`FuseFastToSlow` build STIN's sparse and dense
 pathways (:mod:`.stin`): the *slow* pathway is STIN's *sparse* pathway and the *fast* one its *dense* one.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..registry import Preset
 from .blocks import Bottleneck, ClassifierHead, Stem, conv_norm_act, res_stage
-from .registry import register_model
+from .registry import InputSpec, PresetConfig, register_model
+
+#: The teaching sizes shared by SlowFast-R50 and STIN (notebook 01's teaching model).
+DUAL_PATHWAY_TEACHING: Mapping[str, Any] = MappingProxyType({
+    "width": 16, "beta_inv": 4, "alpha": 4, "tau": 8, "depths": (1, 1, 1, 1), "num_frames": 32,
+})
 
 
 def check_sampling(num_frames: int, tau: int, alpha: int, who: str = "config") -> None:
@@ -114,15 +124,18 @@ class FuseFastToSlow(nn.Module):
 
 
 @dataclass(frozen=True)
-class SlowFastConfig:
-    """SlowFast-R50 hyper-parameters (defaults: quarter width, 32-frame clips; ``paper()``: 4x16 R50)."""
+class SlowFastConfig(PresetConfig):
+    """SlowFast-R50 hyper-parameters (defaults = ``paper()``: SLOWFAST_4x16_R50; ``teaching()``: the sizes
+    of :data:`DUAL_PATHWAY_TEACHING`)."""
 
-    width: int = 16  # slow-pathway stem channels (paper: 64); stage widths width*2^i, outputs x4
-    beta_inv: int = 8  # channel ratio slow/fast: the fast pathway has width/beta_inv channels (paper: 8)
-    alpha: int = 8  # frame-rate ratio fast/slow (paper: 8)
-    tau: int = 16  # temporal stride of the slow pathway on the raw clip (paper: 16)
-    num_frames: int = 32  # raw clip length T the model is built for (paper: 64); T % tau == 0
-    depths: tuple[int, ...] = (3, 4, 6, 3)  # bottleneck blocks per stage (ResNet-50)
+    TEACHING: ClassVar[Mapping[str, Any]] = DUAL_PATHWAY_TEACHING
+
+    width: int = 64  # slow-pathway stem channels (paper: 64; teaching: 16); stage widths width*2^i, outputs x4
+    beta_inv: int = 8  # channel ratio slow/fast: the fast pathway has width/beta_inv channels (paper: 8; teaching: 4)
+    alpha: int = 8  # frame-rate ratio fast/slow (paper: 8; teaching: 4)
+    tau: int = 16  # temporal stride of the slow pathway on the raw clip (paper: 16; teaching: 8)
+    num_frames: int = 64  # raw clip length T the model is built for (paper: 64; teaching: 32); T % tau == 0
+    depths: tuple[int, ...] = (3, 4, 6, 3)  # bottleneck blocks per stage (paper: ResNet-50's; teaching: 1,1,1,1)
     slow_temporal_kernels: tuple[int, ...] = (1, 1, 3, 3)  # slow first-conv temporal kernel, res2..res5
     fast_temporal_kernels: tuple[int, ...] = (3, 3, 3, 3)  # fast first-conv temporal kernel, res2..res5
     fusion_kernel: int = 5  # temporal kernel of the fast->slow lateral conv (PySlowFast FUSION_KERNEL_SZ)
@@ -140,11 +153,6 @@ class SlowFastConfig:
             raise ValueError("SlowFastConfig: temporal kernels must be odd ('same' padding)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"SlowFastConfig.dropout must be in [0, 1), got {self.dropout}")
-
-    @classmethod
-    def paper(cls, **overrides: Any) -> "SlowFastConfig":
-        """SLOWFAST_4x16_R50: width 64, 64-frame clips (tau 16, alpha 8, beta 1/8)."""
-        return dataclasses.replace(cls(width=64, num_frames=64), **overrides)
 
     @property
     def fast_width(self) -> int:
@@ -174,6 +182,12 @@ class SlowFast(nn.Module):
                             in_channels=cfg.in_channels)
         self.head = ClassifierHead(self.slow.out_channels + self.fast.out_channels, num_classes, dropout=cfg.dropout)
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """``T`` a positive multiple of ``tau`` (built for ``num_frames``), 224^2 published; ``min_size`` 32
+        is the total spatial stride."""
+        return pathway_input_spec(self.cfg.in_channels, self.cfg.num_frames, self.cfg.tau)
+
     def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Final (slow, fast) feature maps."""
         s, f = self.sampler(x)  # [B,3,T/tau,H,W], [B,3,aT/tau,H,W]
@@ -188,8 +202,14 @@ class SlowFast(nn.Module):
         return self.head(*self.forward_features(x))
 
 
+def pathway_input_spec(in_channels: int, num_frames: int, tau: int) -> InputSpec:
+    """Input spec of a two-pathway network sampling at ``tau`` and ``tau / alpha`` (SlowFast, STIN)."""
+    return InputSpec(channels=in_channels, num_frames=num_frames, size=224, min_frames=tau, frames_multiple=tau,
+                     min_size=32)
+
+
 @register_model("slowfast_r50")
-def slowfast_r50(*, num_classes: int, paper: bool = False, **overrides: Any) -> SlowFast:
-    """SlowFast-R50 4x16; ``paper=True`` gives the published sizes (34.48 M params at 400 classes)."""
-    cfg = SlowFastConfig.paper(**overrides) if paper else SlowFastConfig(**overrides)
-    return SlowFast(cfg, num_classes)
+def slowfast_r50(*, num_classes: int, preset: Preset = "paper", **overrides: Any) -> SlowFast:
+    """SlowFast-R50 4x16. ``preset="paper"``: the published sizes (34,480,216 parameters at 400 classes);
+    ``"teaching"``: :data:`DUAL_PATHWAY_TEACHING`. ``overrides``: any :class:`SlowFastConfig` field."""
+    return SlowFast(SlowFastConfig.from_preset(preset, **overrides), num_classes)
