@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from stia_kit.enhance import (
+    ENHANCERS,
     ColorConstancyLoss,
     CurveEnhancer,
     CurveSmoother,
@@ -211,18 +212,91 @@ def test_checkpoint_resume_uses_weights_only(tmp_path: Path, monkeypatch: pytest
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy)
-    ckpt = tmp_path / "ckpt" / "zdce.pt"
+    run = tmp_path / "curves" / "zdce"
     torch.manual_seed(0)
-    cfg = dict(batch_size=4, checkpoint_path=str(ckpt), checkpoint_every=2, lr=1e-3)
+    cfg = dict(batch_size=4, out_dir=str(run), checkpoint_every=2, lr=1e-3)
     h1 = train_curve_model(ZeroDCEPP(), dark_images(8, 16), EnhanceTrainConfig(steps=2, **cfg))
-    assert ckpt.exists() and not list(ckpt.parent.glob("*.tmp"))
+    ckpt = run / "last.pt"
+    assert ckpt.exists() and not [p for p in run.iterdir() if p.name.endswith(".tmp")]
     resumed = ZeroDCEPP()
     h2 = train_curve_model(resumed, dark_images(8, 16), EnhanceTrainConfig(steps=4, **cfg))
     assert calls and all(c.get("weights_only") is True for c in calls)
     assert len(h2["total"]) == 4 and h2["total"][:2] == h1["total"]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # one engine epoch per 2 steps
     # build_enhancer loads the same checkpoint (training dict with a "model" entry) with weights_only=True
     enh = build_enhancer("zero_dce_pp", checkpoint=str(ckpt), device="cpu")
     assert all(torch.equal(a, b) for a, b in zip(enh.model.state_dict().values(), resumed.state_dict().values()))
+    with pytest.raises(ValueError, match="checkpoint_every must divide steps"):
+        EnhanceTrainConfig(steps=5, **cfg)
+
+
+class CrashingFrames(torch.utils.data.Dataset):
+    """Frames that raise KeyboardInterrupt (a simulated kill) on the ``crash_at``-th read, mid-epoch."""
+
+    def __init__(self, frames: torch.Tensor, crash_at: int | None) -> None:
+        self.frames, self.crash_at, self.reads = frames, crash_at, 0
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        self.reads += 1
+        if self.crash_at is not None and self.reads > self.crash_at:
+            raise KeyboardInterrupt(f"simulated kill at read {self.reads}")
+        return self.frames[i]
+
+
+def test_curve_training_resumes_exactly_after_a_kill(tmp_path: Path) -> None:
+    """Killed during engine epoch 2 (steps 5-6 of 8), rerun: weights and history bit-identical to one run."""
+    frames = dark_images(10, 16)  # 10 frames, batch 3: passes and epochs (6 samples) do not line up
+    cfg = dict(steps=8, batch_size=3, checkpoint_every=2, lr=1e-3)
+
+    torch.manual_seed(0)
+    full_model = ZeroDCEPP()
+    full = train_curve_model(full_model, CrashingFrames(frames, None),
+                             EnhanceTrainConfig(out_dir=str(tmp_path / "full"), **cfg))
+
+    killed_cfg = EnhanceTrainConfig(out_dir=str(tmp_path / "killed"), **cfg)
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train_curve_model(ZeroDCEPP(), CrashingFrames(frames, crash_at=2 * 6 + 4), killed_cfg)
+    assert torch.load(tmp_path / "killed" / "last.pt", weights_only=True)["epoch"] == 1  # 4 steps saved
+    torch.manual_seed(123)  # a different init: the weights must come from last.pt
+    resumed_model = ZeroDCEPP()
+    resumed = train_curve_model(resumed_model, CrashingFrames(frames, None), killed_cfg)
+
+    assert resumed == full and len(full["total"]) == 8 and set(full) == {"total", "spa", "exp", "col", "tv",
+                                                                        "brightness"}
+    a, b = full_model.state_dict(), resumed_model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_curve_training_keeps_the_official_optimiser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adam(lr, weight_decay on every parameter), gradient-norm clipping at 0.1, constant lr (official code)."""
+    import stia_kit.train.loop as loop
+
+    seen: dict[str, object] = {}
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def clip(params, max_norm):
+        seen["clip"] = max_norm
+        return real_clip(params, max_norm)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    real_build = loop.build_optimizer
+
+    def build(model, cfg):
+        seen["opt"] = opt = real_build(model, cfg)
+        return opt
+
+    monkeypatch.setattr(loop, "build_optimizer", build)
+    model = ZeroDCE()
+    train_curve_model(model, dark_images(4, 16), EnhanceTrainConfig(steps=2, batch_size=2))
+    opt = seen["opt"]
+    assert isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW)
+    assert [(g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups] == [
+        (1e-4, 1e-4, len(list(model.parameters())))]  # biases decayed too, lr constant
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999) and seen["clip"] == 0.1
 
 
 def test_dark_frame_dataset(tmp_path: Path) -> None:
@@ -235,6 +309,9 @@ def test_dark_frame_dataset(tmp_path: Path) -> None:
     assert all(x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 for x in items)
     assert torch.equal(ds[0], items[0])  # reproducible
     assert any("broken.mkv" in q for q in ds.quarantine)
+    items += [ds[i] for i in range(6, 30)]  # the broken file is drawn again: reported once, same draws
+    assert sum("broken.mkv" in q for q in ds.quarantine) == 1
+    assert torch.equal(DarkFrameDataset(tmp_path, crop_size=32, samples_per_epoch=30, seed=0)[29], items[29])
     h = train_curve_model(ZeroDCEPP(), ds, EnhanceTrainConfig(steps=2, batch_size=3))  # DataLoader path
     assert len(h["total"]) == 2 and all(math.isfinite(v) for v in h["total"])
 
@@ -255,14 +332,31 @@ def test_classical_methods_brighten_dark_frames(name: str, kw: dict) -> None:
 def test_build_enhancer_registry_errors_and_identity() -> None:
     frames = np.zeros((2, 8, 8, 3), np.uint8)
     assert np.array_equal(build_enhancer("none")(frames), frames)
-    with pytest.raises(ValueError, match="unknown enhancer name"):
-        build_enhancer("retinex")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="gamma"):
+    with pytest.raises(KeyError, match="unknown enhancer 'retinex'; available: clahe, gamma, histeq, none"):
+        build_enhancer("retinex")
+    with pytest.raises(TypeError, match="for enhancer 'gamma'.*clip_limit"):
         build_enhancer("gamma", clip_limit=2.0)
+    with pytest.raises(TypeError, match="for enhancer 'histeq'.*checkpoint"):
+        build_enhancer("histeq", checkpoint="x.pt")  # curve-model options do not apply to classical methods
+    with pytest.raises(TypeError, match="ZeroDCEConfig.*gamma"):
+        build_enhancer("zero_dce", gamma=0.5)
     with pytest.raises(ValueError, match="gamma must be > 0"):
         build_enhancer("gamma", gamma=0)
     enh = build_enhancer("zero_dce", device="cpu")
     assert enh(np.full((2, 8, 8, 3), 20, np.uint8)).shape == (2, 8, 8, 3)
+
+
+def test_enhancer_registry_holds_every_method_and_each_builds_by_name() -> None:
+    """One registry for every method the kit has; each builds with no options and maps frames to frames."""
+    assert ENHANCERS.kind == "enhancer"
+    assert ENHANCERS.names() == ["clahe", "gamma", "histeq", "none", "zero_dce", "zero_dce_pp"]
+    frames = np.full((2, 16, 16, 3), 20, np.uint8)
+    for name in ENHANCERS.names():
+        options = {"device": "cpu"} if name.startswith("zero_dce") else {}
+        out = build_enhancer(name, **options)(frames)
+        assert out.dtype == np.uint8 and out.shape == frames.shape, name
+    assert isinstance(build_enhancer("zero_dce_pp", device="cpu", scale_factor=4), CurveEnhancer)
+    assert build_enhancer("zero_dce_pp", device="cpu", scale_factor=4).model.cfg.scale_factor == 4
 
 
 # ---------------------------------------------------------------------------------------------- metrics

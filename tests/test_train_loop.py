@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from stia_kit.train import (EvalResult, NonFiniteLossError, TooManyFailedSamplesError, TrainConfig, evaluate, fit,
-                            load_checkpoint)
+                            load_best, load_checkpoint)
 
 NUM_CLASSES = 3
 CLIP = (3, 4, 8, 8)  # C, T, H, W
@@ -262,6 +262,134 @@ def test_dict_output_losses_are_summed_and_logged(tmp_path: Path) -> None:
     assert "loss_reg" in read_jsonl(tmp_path / "metrics.jsonl")[0]
 
 
+class TwoStreamNet(nn.Module):
+    """Two heads ("rgb" on the clip, "flow" on its temporal difference) and a fused output with its own bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.rgb, self.flow = TinyNet(), TinyNet()
+        self.fuse_bias = nn.Parameter(torch.zeros(NUM_CLASSES))  # only a CE on "logits" could train it
+
+    def forward(self, x: torch.Tensor) -> dict[str, Any]:
+        rgb, flow = self.rgb(x), self.flow(torch.diff(x, dim=2, prepend=x[:, :, :1]))
+        return {"logits": (rgb + flow) / 2 + self.fuse_bias, "stream_logits": {"rgb": rgb, "flow": flow},
+                "loss_reg": 1e-3 * rgb.pow(2).mean()}
+
+
+def test_stream_heads_one_ce_each_logged_and_fused_logits_not_trained(tmp_path: Path) -> None:
+    model = TwoStreamNet()
+    result = fit(model, ToyClips(12), ToyClips(6), base_cfg(tmp_path, epochs=2), progress=False)
+    for rec in (result.history[-1]["train"], result.history[-1]["val"]):
+        assert rec["loss"] == pytest.approx(rec["loss_ce_rgb"] + rec["loss_ce_flow"] + rec["loss_reg"], rel=1e-5)
+        assert "loss_ce" not in rec and {"top1", "top1_rgb", "top1_flow"} <= set(rec)
+    for line in read_jsonl(tmp_path / "metrics.jsonl"):
+        assert {"loss_ce_rgb", "loss_ce_flow", "top1_rgb", "top1_flow"} <= set(line)
+    assert torch.equal(model.fuse_bias.detach(), torch.zeros(NUM_CLASSES))  # evaluated, never trained
+    report = evaluate(model, ToyClips(6), batch_size=4)
+    assert set(report.head_top1) == {"rgb", "flow"} and set(report.terms) == {"loss_ce_rgb", "loss_ce_flow", "loss_reg"}
+    assert report.head_top1["rgb"] == pytest.approx(result.history[-1]["val"]["top1_rgb"])
+
+
+class ShiftedViews(ToyClips):
+    """Multi-view clips whose views differ (view v is shifted by 0.5 v), without randomness."""
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = super().__getitem__(index)
+        sample["video"] = sample["video"] + 0.5 * torch.arange(self.views).view(-1, 1, 1, 1, 1)
+        return sample
+
+
+def test_return_scores_are_view_averaged_softmax_per_head_in_dataset_order() -> None:
+    model = TwoStreamNet().eval()
+    data = ShiftedViews(7, augment=False, views=3)
+    report = evaluate(model, data, batch_size=3, return_scores=True, return_predictions=True)
+    assert report.scores is not None and set(report.scores) == {"logits", "rgb", "flow"}
+    assert report.indices == list(range(7)) and report.targets == [i % 3 for i in range(7)]
+    with torch.no_grad():
+        for i in range(7):
+            out = model(data[i]["video"])  # the 3 views as a batch
+            for key, logits in (("logits", out["logits"]), *out["stream_logits"].items()):
+                assert torch.allclose(report.scores[key][i], logits.softmax(-1).mean(0), atol=1e-6), (key, i)
+    assert report.predictions == report.scores["logits"].argmax(1).tolist()
+    assert report.top1 == pytest.approx(np.mean([p == t for p, t in zip(report.predictions, report.targets)]))
+
+
+def test_eval_every_and_best_epoch_restored(tmp_path: Path) -> None:
+    """Validation labels rotated by one class: val top-1 falls as training learns, so the best epoch is early."""
+
+    class Rotated(ToyClips):
+        def __getitem__(self, index: int) -> dict[str, Any]:
+            sample = super().__getitem__(index)
+            sample["label"] = (sample["label"] + 1) % NUM_CLASSES
+            return sample
+
+    cfg = base_cfg(tmp_path, epochs=5, eval_every=2)
+    model = tiny_model()
+    result = fit(model, ToyClips(24), Rotated(9, augment=False), cfg, progress=False, restore_best=True)
+    assert [e["epoch"] for e in result.history if e["val"] is not None] == [1, 3, 4]  # every 2nd + the last
+    assert [(l["epoch"], l["split"]) for l in read_jsonl(tmp_path / "metrics.jsonl") if l["split"] == "val"] == [
+        (1, "val"), (3, "val"), (4, "val")]
+    vals = {e["epoch"]: e["val"]["top1"] for e in result.history if e["val"] is not None}
+    assert result.best_metric == "top1" and result.best_epoch == max(vals, key=vals.get) and result.best_epoch < 4
+    assert result.best_value == result.best_top1 == vals[result.best_epoch] and result.restored_best
+    best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")
+    assert best["epoch"] == result.best_epoch and best["best"]["epoch"] == result.best_epoch
+    state = model.state_dict()
+    assert all(torch.equal(state[k], best["model"][k]) for k in state)
+    assert not all(torch.equal(state[k], last["model"][k]) for k in state)
+    assert evaluate(model, Rotated(9, augment=False)).top1 == pytest.approx(result.best_value)
+
+    in_memory = tiny_model()  # no out_dir: the best weights are kept in memory
+    fit(in_memory, ToyClips(24), Rotated(9, augment=False), cfg.replace(out_dir=None), progress=False,
+        restore_best=True)
+    assert all(torch.equal(in_memory.state_dict()[k], state[k]) for k in state)
+    other = load_best(tiny_model(seed=5), result)
+    assert all(torch.equal(other.state_dict()[k], state[k]) for k in state)
+    with pytest.raises(ValueError, match="no best checkpoint"):
+        load_best(tiny_model(), fit(tiny_model(), ToyClips(6), None, base_cfg(None, epochs=1), progress=False))
+
+
+class Unlabelled(Dataset):
+    """Regression samples without "label": image -> y (a fixed linear map), for the loss_fn hook."""
+
+    def __len__(self) -> int:
+        return 10
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        x = torch.randn(4, generator=torch.Generator().manual_seed(index))
+        return {"image": x, "y": x.sum(0, keepdim=True), "index": index, "failed": ""}
+
+
+def mse_loss(output: torch.Tensor, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    err = (output - batch["y"]).pow(2).mean()
+    return err, {"mse": err, "abs": (output - batch["y"]).abs().mean()}
+
+
+def test_loss_fn_hook_on_unlabelled_data(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    cfg = base_cfg(tmp_path, epochs=3, batch_size=4, lr=0.02, record_steps=True)
+    result = fit(model, Unlabelled(), Unlabelled(), cfg, progress=False, loss_fn=mse_loss, restore_best=True)
+    lines = read_jsonl(tmp_path / "metrics.jsonl")
+    assert all("top1" not in l and "per_class" not in l and {"mse", "abs"} <= set(l) for l in lines)
+    train = [l for l in lines if l["split"] == "train"]
+    assert all(len(l["steps"]["loss"]) == len(l["steps"]["mse"]) == 3 for l in train)  # 10 samples, batch 4
+    assert train[0]["loss"] == pytest.approx(train[0]["mse"]) and train[-1]["loss"] < train[0]["loss"]
+    vals = [e["val"]["loss"] for e in result.history]
+    assert result.best_metric == "loss" and result.best_value == min(vals) and result.best_top1 is None
+    assert result.best_epoch == vals.index(min(vals))
+    report = evaluate(model, Unlabelled(), loss_fn=mse_loss)
+    assert report.loss == pytest.approx(result.best_value) and np.isnan(report.top1)
+    assert set(report.terms) == {"mse", "abs"}
+
+    with pytest.raises(KeyError, match="needs a loss_fn"):
+        fit(nn.Linear(4, 1), Unlabelled(), None, base_cfg(None, epochs=1), progress=False)
+    with pytest.raises(ValueError, match="reserved"):
+        fit(nn.Linear(4, 1), Unlabelled(), None, base_cfg(None, epochs=1), progress=False,
+            loss_fn=lambda out, b: (out.pow(2).mean(), {"top1": out.mean()}))
+
+
 # ---------------------------------------------------------------------------------------------- AMP / memory format
 def test_bf16_autocast_on_cpu_with_channels_last() -> None:
     model = tiny_model()
@@ -330,23 +458,39 @@ def test_callback_can_stop_and_resume_false_starts_fresh(tmp_path: Path) -> None
         fit(tiny_model(), ToyClips(6), None, base_cfg(None), resume=str(tmp_path / "nope.pt"), progress=False)
 
 
-def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
+def _ddp_worker(rank: int, port: int, eval_port: int, out_dir: str) -> None:
     import os
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    fit(tiny_model(), ToyClips(13), ToyClips(7), base_cfg(Path(out_dir), epochs=2), progress=False)
+    model = tiny_model()
+    fit(model, ToyClips(13), ToyClips(7), base_cfg(Path(out_dir), epochs=2), progress=False)
+    os.environ["MASTER_PORT"] = str(eval_port)  # a fresh group for the sharded evaluation
+    report = evaluate(model, ToyClips(7, augment=False), batch_size=2, distributed=True, return_scores=True,
+                      return_predictions=True)
+    if rank == 0:
+        torch.save({"top1": report.top1, "n": report.num_samples, "indices": report.indices,
+                    "targets": report.targets, "predictions": report.predictions, "scores": report.scores},
+                   Path(out_dir) / "eval.pt")
 
 
 @pytest.mark.slow
 def test_ddp_gloo_two_processes(tmp_path: Path) -> None:
-    """Two real gloo ranks (spawned; ~20 s on 2 shared cores): sharded data, all-reduced counts, rank-0 files."""
+    """Two real gloo ranks (spawned; ~20 s on 2 shared cores): sharded data, all-reduced counts, rank-0 files,
+    and a sharded evaluate whose gathered scores equal a single-process evaluation."""
     import torch.multiprocessing as mp
 
-    mp.start_processes(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
+    mp.start_processes(_ddp_worker, args=(_free_port(), _free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
     lines = read_jsonl(tmp_path / "metrics.jsonl")
     assert [(l["epoch"], l["split"]) for l in lines] == [(0, "train"), (0, "val"), (1, "train"), (1, "val")]
     assert lines[0]["num_samples"] == 14  # 13 samples, DistributedSampler pads to a multiple of 2
     assert lines[1]["num_samples"] == 7  # validation shards are exact
     assert lines[0]["step"] == 2  # 7 samples per rank, batch 6 -> 2 iterations
+    sharded = torch.load(tmp_path / "eval.pt", weights_only=True)
+    model = tiny_model()
+    model.load_state_dict(load_checkpoint(tmp_path / "last.pt")["model"])
+    single = evaluate(model, ToyClips(7, augment=False), batch_size=2, return_scores=True, return_predictions=True)
+    assert sharded["n"] == 7 and sharded["indices"] == single.indices == list(range(7))
+    assert sharded["targets"] == single.targets and sharded["predictions"] == single.predictions
+    assert sharded["top1"] == single.top1 and torch.allclose(sharded["scores"]["logits"], single.scores["logits"])

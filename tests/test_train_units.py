@@ -36,6 +36,7 @@ def test_config_defaults_roundtrip_and_flat_construction() -> None:
     ({"milestones": (5, 3)}, "milestones"), ({"device": "tpu"}, "device"), ({"label_smoothing": 1.0}, "label_smoothing"),
     ({"max_bad_fraction": 1.5}, "max_bad_fraction"), ({"pin_memory": "yes"}, "pin_memory"),
     ({"lr": float("nan")}, "lr"), ({"out_dir": ""}, "out_dir"), ({"max_epochs_this_run": 0}, "max_epochs_this_run"),
+    ({"weight_decay_all": 1}, "weight_decay_all"), ({"record_steps": "yes"}, "record_steps"),
 ])
 def test_config_errors_name_the_field(changes: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=rf"TrainConfig\.{field} "):
@@ -53,6 +54,9 @@ def test_no_weight_decay_on_bias_and_norm_params() -> None:
     assert isinstance(opt, torch.optim.AdamW)
     sgd = build_optimizer(net, TrainConfig(nesterov=True))
     assert sgd.param_groups[0]["nesterov"] and sgd.param_groups[0]["momentum"] == 0.9
+    every = build_optimizer(net, TrainConfig(weight_decay=0.1, optimizer="adam", weight_decay_all=True))
+    assert len(every.param_groups) == 1 and every.param_groups[0]["weight_decay"] == 0.1
+    assert [id(p) for p in every.param_groups[0]["params"]] == [id(p) for p in net.parameters()]  # module order
 
 
 def _lrs(cfg: TrainConfig, iters_per_epoch: int) -> list[float]:
@@ -112,6 +116,23 @@ def test_metric_accumulator_over_batches() -> None:
     assert out["loss"] == pytest.approx((1.0 * 2 + 4.0) / 3) and out["loss_ce"] == pytest.approx(5 / 3)
     assert out["confusion"].tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 1]]
     assert acc.predictions == [0, 1, 2] and out["per_class"][2] == 0.5 and math.isnan(out["per_class"][1])
+
+
+def test_metric_accumulator_heads_and_loss_only() -> None:
+    acc = MetricAccumulator(2)
+    acc.update(torch.tensor([[2.0, 0], [0, 2.0]]), torch.tensor([0, 0]), loss=1.0,
+               heads={"rgb": torch.tensor([[1.0, 0], [1.0, 0]]), "flow": torch.tensor([[0, 1.0], [0, 1.0]])})
+    out = acc.compute()
+    assert (out["top1"], out["top1_rgb"], out["top1_flow"]) == (0.5, 1.0, 0.0)
+    loss_only = MetricAccumulator(None)
+    loss_only.update(None, None, 2.0, {"mse": 1.0}, n=3)
+    loss_only.update(None, None, 4.0, {"mse": 3.0}, n=1)
+    out = loss_only.compute()
+    assert out == {"loss": 2.5, "mse": 1.5, "num_samples": 4}  # no accuracy keys without labels
+    with pytest.raises(ValueError, match="needs n"):
+        loss_only.update(None, None, 1.0)
+    with pytest.raises(ValueError, match="takes no logits"):
+        loss_only.update(torch.zeros(1, 2), torch.zeros(1), 1.0, n=1)
 
 
 def test_multiview_probs_mean_of_softmax_over_views() -> None:

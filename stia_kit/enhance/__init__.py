@@ -2,6 +2,7 @@
 classical OpenCV baselines, quality metrics, and enhancement of clips, data pipelines and video folders."""
 
 from .classical import (
+    ENHANCERS,
     ClaheEnhancer,
     Enhancer,
     GammaEnhancer,
@@ -42,7 +43,7 @@ from .zero_dce import (
 )
 
 __all__ = [
-    "ClaheEnhancer", "ColorConstancyLoss", "CurveEnhancer", "CurveSmoother", "DarkFrameDataset",
+    "ENHANCERS", "ClaheEnhancer", "ColorConstancyLoss", "CurveEnhancer", "CurveSmoother", "DarkFrameDataset",
     "EnhanceReport", "EnhanceTrainConfig", "EnhanceTransform", "Enhancer", "ExposureControlLoss",
     "GammaEnhancer", "HistEqEnhancer", "IdentityEnhancer", "IlluminationSmoothnessLoss", "PAPER_SCALE_FACTOR",
     "SpatialConsistencyLoss", "ZeroDCE", "ZeroDCEConfig", "ZeroDCELoss", "ZeroDCELossConfig", "ZeroDCEPP",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..progress import Progress
 from .config import ACTIONS, SynthConfig, class_name
 from .layouts import clip_relpath, group_and_number, split_files, write_text_atomic
 from .render import Scene, darken, frames_digest, render_clip_with_meta
@@ -164,15 +165,12 @@ def _versions() -> dict[str, str]:
             "av": av.__version__, "python": sys.version.split()[0]}
 
 
-def _iterate(jobs: list, workers: int, progress: bool):
+def _iterate(jobs: list, workers: int):
     if workers > 1:
         pool = mp.get_context("spawn").Pool(workers)
         results = pool.imap(_produce_clip, jobs, chunksize=4)
     else:
         pool, results = None, map(_produce_clip, jobs)
-    if progress:
-        from tqdm import tqdm
-        results = tqdm(results, total=len(jobs), desc="SynthActions", unit="clip")
     try:
         yield from results
     finally:
@@ -190,6 +188,7 @@ def generate_synth_actions(root: str | Path, cfg: SynthConfig = SynthConfig(), *
     layout videos are the dark clips and the clean ones are under ``root/clean/<same path>``.
     Calling again with the same config is a no-op on a complete root and resumes an incomplete one.
     ``workers > 1`` renders in a spawn-based process pool with identical output.
+    ``progress``: one updating line while rendering and a summary line at the end (:mod:`stia_kit.progress`).
     """
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
@@ -203,9 +202,13 @@ def generate_synth_actions(root: str | Path, cfg: SynthConfig = SynthConfig(), *
                             time.perf_counter() - start, manifest["content_hash"])
 
     metas, generated = {}, 0
-    for meta, made in _iterate(jobs, workers, progress):
-        metas[(meta["action"], meta["clip_index"])] = meta
-        generated += int(made)
+    with Progress(len(jobs), "SynthActions", unit="clip", enabled=progress) as bar:  # one updating line
+        for meta, made in _iterate(jobs, workers):
+            metas[(meta["action"], meta["clip_index"])] = meta
+            generated += int(made)
+            bar.update(1, status=f"{meta['action']} #{meta['clip_index']}")
+        bar.close(f"SynthActions: {len(jobs)} clips ({generated} rendered, {len(jobs) - generated} already on disk) "
+                  f"in {bar.elapsed:.1f} s -> {root}")
 
     files: list[str] = []
     for action, c in sorted(metas, key=lambda k: (ACTIONS.index(k[0]), k[1])):

@@ -42,7 +42,8 @@ class TrainConfig:
     optimizer: OptimizerName = "sgd"  # "sgd" | "adam" | "adamw"
     lr: float = 0.01  # peak learning rate, reached at the end of warm-up (> 0)
     momentum: float = 0.9  # SGD momentum in [0, 1); for Adam/AdamW it is beta1
-    weight_decay: float = 1e-4  # L2 / decoupled decay on weights (never on biases and norm layers)
+    weight_decay: float = 1e-4  # L2 / decoupled decay on weights (not on biases/norm layers unless weight_decay_all)
+    weight_decay_all: bool = False  # decay every parameter incl. biases and norm layers (the official Zero-DCE code)
     nesterov: bool = False  # Nesterov momentum (SGD only; needs momentum > 0)
     schedule: ScheduleName = "cosine"  # learning-rate shape after warm-up: "cosine" | "step" | "constant"
     warmup_epochs: float = 0.0  # linear warm-up length in epochs, applied per iteration (< epochs)
@@ -66,6 +67,7 @@ class TrainConfig:
     max_bad_fraction: float = 0.05  # error out when more than this fraction of an epoch's samples failed
     drop_last: bool = False  # drop the last incomplete training batch
     max_epochs_this_run: int | None = None  # stop (resumably) after this many epochs in this call; None = run to the end
+    record_steps: bool = False  # add every iteration's loss and terms to the train records ("steps": {name: [..]})
 
     def __post_init__(self) -> None:
         if isinstance(self.milestones, list):
@@ -88,7 +90,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < minimum:
                 fail(name, f"must be an int >= {minimum}")
-        for name in ("nesterov", "channels_last", "deterministic", "drop_last"):
+        for name in ("nesterov", "channels_last", "deterministic", "drop_last", "weight_decay_all", "record_steps"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be a bool")
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "min_lr_ratio", "step_gamma",

@@ -211,6 +211,24 @@ def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     return out
 
 
+def broadcast_buffers(module: nn.Module, info: DistInfo) -> None:
+    """Copy rank 0's buffers (e.g. BatchNorm running statistics) to every rank (no-op when not distributed).
+
+    DDP broadcasts buffers only at the start of each training forward, so after an epoch's last step every rank
+    holds running statistics updated by its own shard; syncing them makes validation, checkpoints and the
+    returned model the same on every rank (rank 0's, which is what ``last.pt`` stores).
+    """
+    if not info.enabled:
+        return
+    for buf in module.buffers():
+        if dist.get_backend() == "nccl" and buf.device.type != "cuda":
+            on_gpu = buf.cuda()
+            dist.broadcast(on_gpu, src=0)
+            buf.copy_(on_gpu.cpu())
+        else:
+            dist.broadcast(buf, src=0)
+
+
 def barrier(info: DistInfo) -> None:
     """Synchronise all ranks (no-op when not distributed)."""
     if info.enabled:

@@ -1,17 +1,47 @@
-"""``fit`` (train + validate + checkpoint + resume) and ``evaluate``.
+"""``fit`` (train + validate + checkpoint + resume) and ``evaluate``: the one training engine of the kit.
 
 Run directory layout (``TrainConfig.out_dir``; nothing is written when it is None), rank 0 only:
 
 * ``metrics.jsonl`` — one JSON object per line, one line per (epoch, split); see :func:`fit`.
 * ``last.pt`` — written atomically after every epoch; ``fit(..., resume=True)`` continues from it.
-* ``best.pt`` — the same content, written whenever validation top-1 improves.
+* ``best.pt`` — the same content, written whenever the validation score improves (top-1, or the loss for
+  unlabelled data); :func:`load_best` / ``fit(..., restore_best=True)`` put those weights back.
 
-Exact resume: the data order is a function of ``(seed, epoch)`` only (a ``DistributedSampler`` is used
-even in single-process runs; its ``set_epoch`` reseeds the shuffle), DataLoader workers reseed their
-python/numpy/torch RNGs from ``(seed, rank, epoch, worker id)`` at the first sample of every epoch
-(this also works with persistent workers), and the main-process RNG states are stored in the
-checkpoint. On CPU with ``deterministic=True`` a run interrupted after epoch k and resumed therefore
-ends with bit-identical weights and metrics to an uninterrupted run.
+Model output contract (DESIGN.md): ``model(inputs)`` returns logits ``[B, C]``, or a dict with
+
+* ``"logits"`` — the (fused) prediction ``[B, C]``: top-1/top-5, confusion and scores are computed on it;
+* ``"loss_*"`` — scalar terms added to the objective and logged under their name;
+* ``"stream_logits"`` — optional ``{head: [B, C]}``. When present, the classification loss is one
+  cross-entropy per head, summed (STILT's two "softmax loss layers"), logged as ``loss_ce_<head>`` with the
+  head's accuracy ``top1_<head>``; ``"logits"`` is then the fused output, evaluated but not trained by a
+  cross-entropy of its own (no ``loss_ce`` term).
+
+A ``loss_fn`` hook replaces the classification loss: ``loss_fn(model_output, batch) -> (loss, {name: scalar
+tensor})``; the loss is trained, the named terms are logged (e.g. the zero-reference losses of curve-model
+training, :func:`stia_kit.enhance.train_curve_model`). Samples then need no ``"label"``; accuracies are
+computed only when the batch has ``"label"`` and the model returns a dict with ``"logits"``.
+
+Model inputs: ``batch[k]`` for each ``k`` in the model's ``input_keys`` (a dict), else ``batch["video"]``
+(clips ``[B, C, T, H, W]``), else ``batch["image"]`` (frames ``[B, C, H, W]``).
+
+Seeding and exact resume — one mechanism per process kind:
+
+* the data order is a function of ``(seed, epoch)`` only (a ``DistributedSampler`` is used even in
+  single-process runs; its ``set_epoch`` reseeds the shuffle);
+* DataLoader workers: the dataset wrapper :class:`_EpochSeededDataset` reseeds the worker's python / NumPy /
+  torch RNGs from ``(seed, rank, epoch, worker id, loader)`` at the first sample of every epoch, so worker
+  randomness depends on the epoch only (also with persistent workers and after a resume). This is the only
+  worker seeding: no ``worker_init_fn``; the loaders get a private ``torch.Generator`` only so that creating
+  a DataLoader iterator never draws from the main process's global RNG;
+* the main process (augmentation when ``num_workers=0``, dropout, ...) uses the global RNGs, seeded once at
+  the start of a fresh run and saved in / restored from every checkpoint.
+
+On CPU with ``deterministic=True`` a run interrupted after epoch k and resumed therefore ends with
+bit-identical weights and metrics to an uninterrupted run.
+
+Progress: one :class:`stia_kit.progress.Progress` line per ``fit`` / ``evaluate`` call (one updating output in
+a notebook, a tqdm bar in a terminal); per-epoch summaries go to the ``stia_kit.train`` logger, to
+``metrics.jsonl`` and into that line's status.
 """
 
 from __future__ import annotations
@@ -31,14 +61,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, get_worker_info
-from tqdm.auto import tqdm
 
+from ..progress import Progress
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .config import TrainConfig
-from .device import (AmpSettings, DistInfo, all_gather_objects, autocast, barrier, cleanup_distributed,
-                     device_for, make_grad_scaler, maybe_init_distributed, resolve_amp, to_device, unwrap,
-                     wrap_ddp)
-from .metrics import MetricAccumulator, multiview_probs
+from .device import (AmpSettings, DistInfo, all_gather_objects, autocast, barrier, broadcast_buffers,
+                     cleanup_distributed, device_for, make_grad_scaler, maybe_init_distributed, resolve_amp,
+                     to_device, unwrap, wrap_ddp)
+from .metrics import MetricAccumulator, fold_views, mean_view_probs
 from .optim import build_optimizer, build_scheduler
 
 logger = logging.getLogger("stia_kit.train")
@@ -47,10 +77,17 @@ Callback = Callable[[dict[str, Any]], "bool | None"]
 """Called on every rank after each epoch (after checkpointing) with that epoch's history entry.
 Return True to stop training after this epoch; raising (e.g. KeyboardInterrupt) aborts the run."""
 
+LossFn = Callable[[Any, Mapping[str, Any]], "tuple[torch.Tensor, Mapping[str, torch.Tensor]]"]
+"""``loss_fn(model_output, batch) -> (loss, {name: scalar tensor})``: the trained objective and the terms to log
+(``batch`` is on the device). Term names must not clash with the record keys (``loss``, ``top1``, ...)."""
+
 CHECKPOINT_FORMAT = 1
 # Config fields that may legitimately change between a run and its resumption.
 _RESUME_FREE_FIELDS = frozenset({"epochs", "max_epochs_this_run", "out_dir", "num_workers", "pin_memory",
                                  "log_every", "device", "eval_every", "eval_batch_size"})
+# Keys of a metrics record that a loss term / stream head may not take.
+_RECORD_KEYS = frozenset({"epoch", "split", "step", "loss", "top1", "top5", "num_samples", "per_class", "confusion",
+                          "predictions", "lr", "time", "num_failed", "quarantined", "steps"})
 
 
 # ---------------------------------------------------------------------------------------------- errors/results
@@ -75,19 +112,22 @@ class TooManyFailedSamplesError(RuntimeError):
 
 @dataclass
 class EvalResult:
-    """Outcome of :func:`evaluate` (accuracies in [0, 1])."""
+    """Outcome of :func:`evaluate` (accuracies in [0, 1]; nan / empty for unlabelled data)."""
 
-    top1: float  # top-1 accuracy
+    top1: float  # top-1 accuracy of "logits" (the fused prediction)
     top5: float  # top-5 accuracy (k clipped to the number of classes)
-    loss: float  # mean cross-entropy (+ model loss terms) per sample
+    loss: float  # mean objective per sample (cross-entropies + model loss terms, or the loss_fn value)
     per_class: list[float]  # accuracy (recall) of every class, nan for classes without samples
     confusion: torch.Tensor  # [C, C] int64, rows = true class, columns = predicted
     num_samples: int  # samples evaluated
     class_names: list[str] | None = None  # names for per_class / confusion rows, if known
-    predictions: list[int] | None = None  # argmax per sample in loader order (if requested)
-    targets: list[int] | None = None  # true labels in the same order (if predictions requested)
-    terms: dict[str, float] = field(default_factory=dict)  # mean of each loss term ("loss_ce", "loss_*")
+    predictions: list[int] | None = None  # argmax per sample, in dataset order (if requested)
+    targets: list[int] | None = None  # true labels in the same order (if predictions or scores requested)
+    terms: dict[str, float] = field(default_factory=dict)  # mean of each logged term (loss_ce[_<head>], loss_*)
     quarantined: list[str] = field(default_factory=list)  # non-empty "failed" strings seen
+    head_top1: dict[str, float] = field(default_factory=dict)  # top-1 of every stream head ({} without stream_logits)
+    scores: dict[str, torch.Tensor] | None = None  # return_scores: {"logits" | head: [N, C] softmax, view-averaged}
+    indices: list[int] | None = None  # dataset index of every row of scores / predictions / targets
 
 
 @dataclass
@@ -97,12 +137,16 @@ class FitResult:
     history: list[dict[str, Any]]  # one {"epoch", "train", "val"} entry per completed epoch (incl. resumed ones)
     epochs_completed: int  # epochs done in total (== cfg.epochs when finished)
     finished: bool  # all cfg.epochs done (False after max_epochs_this_run or a callback stop)
-    best_top1: float | None  # best validation top-1 so far (None without a validation set)
+    best_top1: float | None  # best validation top-1 so far (None without a labelled validation set)
     out_dir: Path | None  # run directory (None when cfg.out_dir is None)
     metrics_path: Path | None  # out_dir/metrics.jsonl
     last_checkpoint: Path | None  # out_dir/last.pt
     best_checkpoint: Path | None  # out_dir/best.pt (None until a validation epoch ran)
     resumed_from: Path | None  # checkpoint this call resumed from
+    best_epoch: int | None = None  # 0-based epoch of the best validation score (None without validation)
+    best_metric: str | None = None  # what chose it: "top1" (higher is better) or "loss" (unlabelled: lower is better)
+    best_value: float | None = None  # that validation score
+    restored_best: bool = False  # fit(restore_best=True) put the best epoch's weights into the model
 
 
 # ---------------------------------------------------------------------------------------------- seeding/data
@@ -136,13 +180,6 @@ def _seed_from(*parts: int) -> tuple[int, int]:
     return int(a) & (2**63 - 1), int(b) % 2**32
 
 
-def _worker_init(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: seed numpy/python from the per-worker torch seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 class _EpochTaggedSampler(Sampler):
     """Yields ``(epoch, index)`` so the dataset wrapper knows the epoch even in persistent workers."""
 
@@ -163,10 +200,11 @@ class _EpochTaggedSampler(Sampler):
 
 
 class _EpochSeededDataset(Dataset):
-    """Dataset wrapper fed by :class:`_EpochTaggedSampler`. On the first sample of a new epoch it calls
-    ``dataset.set_epoch(epoch)`` (if ``forward_set_epoch``) and, inside a DataLoader worker, reseeds that
-    worker's RNGs from ``(seed, rank, epoch, worker id, stream)`` — so worker randomness depends on the
-    epoch only, also with persistent workers and after a resume."""
+    """The one worker-seeding mechanism (see the module docstring). Fed ``(epoch, index)`` keys by
+    :class:`_EpochTaggedSampler`; on the first sample of a new epoch it calls ``dataset.set_epoch(epoch)`` (if
+    ``forward_set_epoch``) and, inside a DataLoader worker only, reseeds that worker's python / NumPy / torch RNGs
+    from ``(seed, rank, epoch, worker id, stream)``. In the main process (``num_workers=0``) it does not reseed:
+    there the global RNG stream, saved in checkpoints, is used."""
 
     def __init__(self, dataset: Dataset, seed: int, rank: int, *, stream: int, forward_set_epoch: bool) -> None:
         self.dataset, self.seed, self.rank, self.stream = dataset, seed, rank, stream
@@ -208,68 +246,93 @@ def _pin(cfg_pin: bool | None, device: torch.device) -> bool:
     return (device.type == "cuda") if cfg_pin is None else cfg_pin
 
 
+def _loader(dataset: Dataset, sampler: _EpochTaggedSampler, *, batch_size: int, num_workers: int, pin_memory: bool,
+            seed: int, rank: int, stream: int, drop_last: bool) -> DataLoader:
+    """The training (``stream=0``) and evaluation (``stream=1``) loaders differ only in sampler and stream."""
+    return DataLoader(
+        _EpochSeededDataset(dataset, seed, rank, stream=stream, forward_set_epoch=stream == 0),
+        batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
+        generator=torch.Generator().manual_seed(seed),  # isolates iterator creation from the global RNG
+        persistent_workers=num_workers > 0,
+    )
+
+
 def _train_loader(dataset: Dataset, cfg: TrainConfig, device: torch.device,
                   info: DistInfo) -> tuple[DataLoader, _EpochTaggedSampler]:
     inner = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
                                seed=cfg.seed, drop_last=False)
     sampler = _EpochTaggedSampler(inner)
-    loader = DataLoader(
-        _EpochSeededDataset(dataset, cfg.seed, info.rank, stream=0, forward_set_epoch=True), batch_size=cfg.batch_size, sampler=sampler,
-        num_workers=cfg.num_workers, pin_memory=_pin(cfg.pin_memory, device), drop_last=cfg.drop_last,
-        worker_init_fn=_worker_init, generator=torch.Generator().manual_seed(cfg.seed),
-        persistent_workers=cfg.num_workers > 0,
-    )
-    return loader, sampler
+    return _loader(dataset, sampler, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                   pin_memory=_pin(cfg.pin_memory, device), seed=cfg.seed, rank=info.rank, stream=0,
+                   drop_last=cfg.drop_last), sampler
 
 
 def _eval_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool,
                  info: DistInfo, seed: int = 0) -> tuple[DataLoader, _EpochTaggedSampler]:
     """Ordered, unpadded, sharded loader; workers reseeded per epoch like the training loader."""
     sampler = _EpochTaggedSampler(_ShardSampler(len(dataset), info))  # type: ignore[arg-type]
-    loader = DataLoader(_EpochSeededDataset(dataset, seed, info.rank, stream=1, forward_set_epoch=False),
-                        batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                        worker_init_fn=_worker_init, generator=torch.Generator().manual_seed(seed),
-                        persistent_workers=num_workers > 0)
-    return loader, sampler
+    return _loader(dataset, sampler, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                   seed=seed, rank=info.rank, stream=1, drop_last=False), sampler
 
 
 # ---------------------------------------------------------------------------------------------- forward/loss
-def _check_batch(batch: Any) -> Mapping[str, Any]:
-    if not isinstance(batch, Mapping) or "label" not in batch:
+def _check_batch(batch: Any, *, need_label: bool) -> Mapping[str, Any]:
+    if not isinstance(batch, Mapping):
         raise TypeError("datasets must return sample dicts with at least 'video' (or the model's input_keys) and "
-                        f"'label' (see DESIGN.md); got a batch of type {type(batch).__name__}"
-                        + (f" with keys {sorted(batch)}" if isinstance(batch, Mapping) else ""))
+                        f"'label' (see DESIGN.md); got a batch of type {type(batch).__name__}")
+    if need_label and "label" not in batch:
+        raise KeyError(f"batch has no 'label' (keys: {sorted(batch)}); classification needs labelled samples "
+                       "(DESIGN.md), unlabelled data needs a loss_fn")
     return batch
 
 
 def _model_inputs(model: nn.Module, batch: Mapping[str, Any]) -> Any:
-    """``batch["video"]``, or ``{key: batch[key]}`` for models declaring ``input_keys``."""
+    """``{key: batch[key]}`` for models declaring ``input_keys``, else ``batch["video"]``, else ``batch["image"]``."""
     keys = getattr(unwrap(model), "input_keys", None)
     if keys:
         missing = [k for k in keys if k not in batch]
         if missing:
             raise KeyError(f"model declares input_keys={tuple(keys)} but the batch lacks {missing}")
         return {k: batch[k] for k in keys}
-    if "video" not in batch:
-        raise KeyError(f"batch has no 'video' key (keys: {sorted(batch)}) and the model declares no input_keys")
-    return batch["video"]
+    for key in ("video", "image"):
+        if key in batch:
+            return batch[key]
+    raise KeyError(f"batch has neither 'video' nor 'image' (keys: {sorted(batch)}) and the model declares no "
+                   "input_keys")
 
 
-def _split_output(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``(logits, {"loss_*": scalar})`` from a model output (a tensor or a dict with ``"logits"``)."""
+@dataclass
+class _Output:
+    """A parsed classification output (see the module docstring)."""
+
+    logits: torch.Tensor  # [B, C] fused prediction
+    streams: dict[str, torch.Tensor]  # head -> [B, C]; empty without "stream_logits"
+    terms: dict[str, torch.Tensor]  # "loss_*" -> scalar
+
+
+def _split_output(out: Any) -> _Output:
+    """Parse a model output: a logits tensor, or a dict with ``"logits"``, ``"loss_*"``, ``"stream_logits"``."""
     if isinstance(out, torch.Tensor):
-        return out, {}
-    if isinstance(out, Mapping):
-        if "logits" not in out:
-            raise KeyError(f"model returned a dict without 'logits' (keys: {sorted(out)})")
-        terms = {k: v for k, v in out.items() if k.startswith("loss_")}
-        for name, value in terms.items():
-            if name == "loss_ce":
-                raise ValueError("model loss term 'loss_ce' clashes with the loop's cross-entropy; rename it")
-            if not isinstance(value, torch.Tensor) or value.numel() != 1:
-                raise ValueError(f"model loss term {name!r} must be a scalar tensor, got {value!r:.80}")
-        return out["logits"], {k: v.reshape(()) for k, v in terms.items()}
-    raise TypeError(f"model must return logits or a dict with 'logits', got {type(out).__name__}")
+        return _Output(out, {}, {})
+    if not isinstance(out, Mapping):
+        raise TypeError(f"model must return logits or a dict with 'logits', got {type(out).__name__}")
+    if "logits" not in out:
+        raise KeyError(f"model returned a dict without 'logits' (keys: {sorted(out)})")
+    terms = {k: v for k, v in out.items() if k.startswith("loss_")}
+    for name, value in terms.items():
+        if name == "loss_ce" or name.startswith("loss_ce_"):
+            raise ValueError(f"model loss term {name!r} clashes with the loop's cross-entropy terms; rename it")
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ValueError(f"model loss term {name!r} must be a scalar tensor, got {value!r:.80}")
+    streams = out.get("stream_logits") or {}
+    if not isinstance(streams, Mapping):
+        raise TypeError(f"'stream_logits' must be a dict {{head: [B, C] tensor}}, got {type(streams).__name__}")
+    for head, value in streams.items():
+        if not isinstance(head, str) or not head or head == "logits" or not head.isidentifier():
+            raise ValueError(f"stream head names must be identifiers other than 'logits', got {head!r}")
+        if not isinstance(value, torch.Tensor) or value.ndim != 2:
+            raise ValueError(f"stream_logits[{head!r}] must be a [B, C] tensor, got {getattr(value, 'shape', value)!r}")
+    return _Output(out["logits"], dict(streams), {k: v.reshape(()) for k, v in terms.items()})
 
 
 def _is_multiview(inputs: Any) -> bool:
@@ -277,60 +340,224 @@ def _is_multiview(inputs: Any) -> bool:
     return isinstance(first, torch.Tensor) and first.ndim == 6
 
 
+def _batch_len(inputs: Any) -> int:
+    first = next(iter(inputs.values())) if isinstance(inputs, Mapping) else inputs
+    return int(first.shape[0])
+
+
+@dataclass
+class _BatchOut:
+    """What one forward (+ loss) of a batch gives, in training and evaluation alike."""
+
+    loss: torch.Tensor  # scalar objective (with its graph in training)
+    terms: dict[str, torch.Tensor]  # logged scalars (loss_ce | loss_ce_<head>, loss_*, or the hook's terms)
+    logits: torch.Tensor | None  # [B, C] float for the metrics (log of the view-mean softmax for multi-view)
+    streams: dict[str, torch.Tensor]  # head -> [B, C] float, same convention
+    target: torch.Tensor | None  # [B] labels (None for unlabelled data)
+    n: int  # samples in the batch
+    probs: dict[str, torch.Tensor] | None  # want_scores: {"logits" | head: [B, C] softmax (view-averaged)}
+
+
+def _forward_batch(model: nn.Module, batch: Mapping[str, Any], *, device: torch.device, amp: AmpSettings,
+                   channels_last: bool, loss_fn: LossFn | None = None, label_smoothing: float = 0.0,
+                   want_scores: bool = False) -> _BatchOut:
+    """The per-batch step shared by training and evaluation: device transfer, forward under autocast, the
+    objective (one CE per head, or a single CE, + ``loss_*`` terms; or ``loss_fn``), metrics inputs.
+
+    Multi-view inputs (``[B, V, C, T, H, W]``, classification only) are folded into one forward of ``B * V``
+    clips; the softmax of every output is averaged over views and the loss is the NLL of that mean.
+    """
+    batch = to_device(batch, device, channels_last=channels_last)
+    inputs = _model_inputs(model, batch)
+    target = batch.get("label")
+    with autocast(device, amp.dtype):
+        if loss_fn is not None:
+            raw = model(inputs)
+            loss, terms = _check_hook_result(loss_fn(raw, batch))
+            parsed = _split_output(raw) if isinstance(raw, Mapping) and "logits" in raw else None
+            if parsed is None or target is None:
+                return _BatchOut(loss, terms, None, {}, None, _batch_len(inputs), None)
+            logits = parsed.logits.float()
+            streams = {h: s.float() for h, s in parsed.streams.items()}
+            probs = _softmax_scores(logits, streams) if want_scores else None
+            return _BatchOut(loss, terms, logits, streams, target, int(target.shape[0]), probs)
+        if target is None:
+            raise KeyError(f"batch has no 'label' (keys: {sorted(batch)}); unlabelled data needs a loss_fn")
+        if _is_multiview(inputs):
+            flat, b, v = fold_views(inputs)
+            parsed = _split_output(model(flat))
+            mean = {"logits": mean_view_probs(parsed.logits, b, v),
+                    **{h: mean_view_probs(s, b, v) for h, s in parsed.streams.items()}}
+            log_mean = {k: p.clamp_min(1e-12).log() for k, p in mean.items()}
+            logits, streams = log_mean.pop("logits"), log_mean
+            ce_terms = ({f"loss_ce_{h}": F.nll_loss(s, target) for h, s in streams.items()} if streams
+                        else {"loss_ce": F.nll_loss(logits, target)})
+            probs = mean if want_scores else None
+        else:
+            parsed = _split_output(model(inputs))
+            logits = parsed.logits.float()
+            streams = {h: s.float() for h, s in parsed.streams.items()}
+            ce_terms = ({f"loss_ce_{h}": F.cross_entropy(s, target, label_smoothing=label_smoothing)
+                         for h, s in streams.items()} if streams
+                        else {"loss_ce": F.cross_entropy(logits, target, label_smoothing=label_smoothing)})
+            probs = _softmax_scores(logits, streams) if want_scores else None
+        objective = sum(ce_terms.values())
+        if parsed.terms:
+            objective = objective + sum(t.float() for t in parsed.terms.values())
+    terms = {**ce_terms, **parsed.terms}
+    return _BatchOut(objective, terms, logits, streams, target, int(target.shape[0]), probs)  # type: ignore[arg-type]
+
+
+def _softmax_scores(logits: torch.Tensor, streams: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``{"logits": softmax, head: softmax}`` (single view) for ``evaluate(return_scores=True)``."""
+    return {"logits": logits.softmax(-1), **{h: s.softmax(-1) for h, s in streams.items()}}
+
+
+def _check_hook_result(result: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Mapping)):
+        raise TypeError(f"loss_fn must return (loss, {{name: scalar tensor}}), got {type(result).__name__}")
+    loss, terms = result
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError(f"loss_fn: the loss must be a scalar tensor, got {loss!r:.80}")
+    for name, value in terms.items():
+        if not isinstance(name, str) or name in _RECORD_KEYS or name.startswith("top1_"):
+            raise ValueError(f"loss_fn term name {name!r} is reserved or not a str (reserved: {sorted(_RECORD_KEYS)}, "
+                             "top1_*)")
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ValueError(f"loss_fn term {name!r} must be a scalar tensor, got {value!r:.80}")
+    return loss.reshape(()), {k: v.reshape(()) for k, v in terms.items()}
+
+
+def _new_accumulator(num_classes: int | None, out: _BatchOut | None) -> MetricAccumulator:
+    """A labelled accumulator when the batch gives logits and targets (width from ``num_classes`` or the logits)."""
+    if out is not None and out.logits is not None and out.target is not None:
+        return MetricAccumulator(num_classes or out.logits.shape[1])
+    if out is None and num_classes:
+        return MetricAccumulator(num_classes)
+    return MetricAccumulator(None)
+
+
+def _accumulate(acc: MetricAccumulator, out: _BatchOut, loss_value: float, term_values: Mapping[str, float]) -> None:
+    if acc.labelled:
+        acc.update(out.logits, out.target, loss_value, term_values, heads=out.streams)
+    else:
+        acc.update(None, None, loss_value, term_values, n=out.n)
+
+
 # ---------------------------------------------------------------------------------------------- evaluation
+@dataclass
+class _Rows:
+    """Per-sample rows kept by an evaluation (predictions, targets, scores), with their dataset indices."""
+
+    indices: list[int] = field(default_factory=list)
+    predictions: list[int] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+    scores: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+
+    def add(self, out: _BatchOut, indices: Sequence[int]) -> None:
+        self.indices.extend(int(i) for i in indices)
+        if out.logits is not None and out.target is not None:
+            self.predictions.extend(int(p) for p in out.logits.argmax(dim=1).cpu())
+            self.targets.extend(int(t) for t in out.target.cpu())
+        for key, probs in (out.probs or {}).items():
+            self.scores.setdefault(key, []).append(probs.detach().float().cpu())
+
+    def gathered(self, info: DistInfo, sort: bool) -> "_Rows":
+        """All ranks' rows (collective), sorted by dataset index when ``sort``."""
+        parts = all_gather_objects((self.indices, self.predictions, self.targets,
+                                    {k: torch.cat(v) for k, v in self.scores.items()}), info)
+        indices = [i for p in parts for i in p[0]]
+        order = sorted(range(len(indices)), key=indices.__getitem__) if sort else list(range(len(indices)))
+        keys = [k for p in parts for k in p[3]]
+        scores = {k: torch.cat([p[3][k] for p in parts if k in p[3]]) for k in dict.fromkeys(keys)}
+        predictions = [x for p in parts for x in p[1]]
+        targets = [x for p in parts for x in p[2]]
+        out = _Rows([indices[i] for i in order])
+        if predictions:
+            out.predictions = [predictions[i] for i in order]
+            out.targets = [targets[i] for i in order]
+        out.scores = {k: [v[torch.tensor(order, dtype=torch.long)]] for k, v in scores.items()}
+        return out
+
+
 @torch.no_grad()
 def _run_eval(model: nn.Module, loader: DataLoader, *, device: torch.device, amp: AmpSettings,
-              num_classes: int | None, info: DistInfo, channels_last: bool = False,
-              keep_predictions: bool = False, progress: bool = False,
-              desc: str = "eval") -> tuple[dict[str, Any], list[str], list[int]]:
-    """Evaluate ``model`` (eval mode, restored afterwards); returns (metrics, failed strings, targets)."""
+              num_classes: int | None, info: DistInfo, channels_last: bool = False, loss_fn: LossFn | None = None,
+              keep_rows: bool = False, want_scores: bool = False, row_order: Sequence[int] | None = None,
+              bar: Progress | None = None, count_batches: bool = True,
+              status: Callable[[int, int | None], str] | None = None
+              ) -> tuple[dict[str, Any], list[str], _Rows | None]:
+    """Evaluate ``model`` (eval mode, restored afterwards); returns (metrics, failed strings, rows).
+
+    ``row_order``: the dataset index of every sample the loader yields, in order (our sharded loaders); without
+    it rows take the batch's ``"index"`` (else their position). Rows are gathered over ranks and, with
+    ``row_order``, sorted into dataset order. ``bar``: counts batches (``count_batches``) and shows
+    ``status(batch number, number of batches)``.
+    """
     was_training = model.training
     model.eval()
-    acc = MetricAccumulator(num_classes, keep_predictions=keep_predictions) if num_classes else None
+    acc = MetricAccumulator(num_classes) if num_classes and loss_fn is None else None
     failed: list[str] = []
-    targets: list[int] = []
+    rows = _Rows() if keep_rows or want_scores else None
+    position = 0
+    n_batches = _len_or_none(loader)
     try:
-        for batch in tqdm(loader, desc=desc, disable=not (progress and info.is_main), leave=False,
-                          dynamic_ncols=True):
-            batch = _check_batch(batch)
+        for i, batch in enumerate(loader):
+            batch = _check_batch(batch, need_label=loss_fn is None)
             failed.extend(s for s in batch.get("failed", ()) if s)
-            batch = to_device(batch, device, channels_last=channels_last)
-            inputs, target = _model_inputs(model, batch), batch["label"]
-            with autocast(device, amp.dtype):
-                if _is_multiview(inputs):
-                    probs = multiview_probs(model, inputs)
-                    logits, terms = probs.clamp_min(1e-12).log(), {}
-                    ce = F.nll_loss(logits, target)
-                else:
-                    logits, terms = _split_output(model(inputs))
-                    logits = logits.float()
-                    ce = F.cross_entropy(logits, target)
+            out = _forward_batch(model, batch, device=device, amp=amp, channels_last=channels_last, loss_fn=loss_fn,
+                                 want_scores=want_scores)
             if acc is None:
-                acc = MetricAccumulator(logits.shape[1], keep_predictions=keep_predictions)
-            total = ce + sum(terms.values()) if terms else ce
-            acc.update(logits, target, float(total),
-                       {"loss_ce": float(ce), **{k: float(v) for k, v in terms.items()}})
-            if keep_predictions:
-                targets.extend(int(t) for t in target.cpu())
+                acc = _new_accumulator(num_classes, out)
+            _accumulate(acc, out, float(out.loss), {k: float(v) for k, v in out.terms.items()})
+            if rows is not None:
+                if row_order is not None:
+                    idx: Sequence[int] = row_order[position:position + out.n]
+                elif "index" in batch:
+                    idx = [int(x) for x in batch["index"]]
+                else:
+                    idx = range(position, position + out.n)
+                rows.add(out, idx)
+            position += out.n
+            if bar is not None:
+                bar.update(1 if count_batches else 0, status=status(i + 1, n_batches) if status else None)
     finally:
         model.train(was_training)
     if acc is None:
-        raise ValueError("evaluation data is empty and num_classes is unknown")
+        if loss_fn is None:
+            raise ValueError("evaluation data is empty and num_classes is unknown")
+        acc = MetricAccumulator(None)
     acc.all_reduce(info)
     metrics = acc.compute()
-    metrics["predictions"] = acc.predictions if keep_predictions else None
-    return metrics, failed, targets
+    if rows is not None:
+        rows = rows.gathered(info, sort=row_order is not None)
+    return metrics, failed, rows
 
 
 def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 8,
              device: torch.device | str | None = None, amp: str = "off", num_classes: int | None = None,
              class_names: Sequence[str] | None = None, num_workers: int = 0, return_predictions: bool = False,
-             channels_last: bool = False, progress: bool = False) -> EvalResult:
-    """Evaluate ``model`` on a dataset of sample dicts (or a ready DataLoader) in a single process.
+             return_scores: bool = False, channels_last: bool = False, loss_fn: LossFn | None = None,
+             distributed: bool = False, progress: bool = False) -> EvalResult:
+    """Evaluate ``model`` on a dataset of sample dicts (or a ready DataLoader).
 
-    Multi-view samples (``video`` of shape ``[V, C, T, H, W]``, batched ``[B, V, C, T, H, W]``) are scored by
-    the mean softmax over views (:func:`~stia_kit.train.metrics.multiview_probs`); their loss is the NLL of
-    that mean. ``device`` defaults to the model's device; ``num_classes``/``class_names`` default to
+    The batch step is the training loop's (:func:`fit`): the same output contract, ``stream_logits`` heads
+    (``EvalResult.head_top1`` and ``terms["loss_ce_<head>"]``) and ``loss_fn`` hook. Multi-view samples
+    (``video`` of shape ``[V, C, T, H, W]``, batched ``[B, V, C, T, H, W]``) are scored by the mean softmax over
+    views (:func:`~stia_kit.train.metrics.multiview_probs`); their loss is the NLL of that mean.
+
+    ``return_scores``: ``EvalResult.scores`` holds the per-sample softmax class scores ``[N, C]`` (averaged over
+    views) of ``"logits"`` and of every stream head, for late or learned fusion; ``EvalResult.indices`` gives the
+    dataset index of every row, and ``targets`` the labels in the same order. For a dataset, rows are in dataset
+    order (``indices == range(N)``); for a caller's DataLoader they are in its order, indexed by each sample's
+    ``"index"``. ``return_predictions`` adds the argmax per row in the same order.
+
+    ``distributed=True`` inside a process group (initialised by the caller, or from ``torchrun``'s environment,
+    see :func:`~stia_kit.train.device.maybe_init_distributed`): the dataset is sharded over the ranks, counts
+    are all-reduced and rows gathered, so every rank gets the full result; call it on every rank. Otherwise
+    the whole dataset is evaluated in this process.
+
+    ``device`` defaults to the model's device; ``num_classes``/``class_names`` default to
     ``len(dataset.classes)``/``dataset.classes`` when the dataset has them, else the logits width.
     The model is moved to ``device`` in place and evaluated in eval mode (its train/eval mode is restored).
     """
@@ -345,24 +572,68 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
         class_names = list(classes)
     if num_classes is None and class_names is not None:
         num_classes = len(class_names)
-    info = DistInfo(False, 0, 1, 0)
-    loader = data if isinstance(data, DataLoader) else _eval_loader(
-        data, batch_size, num_workers, device.type == "cuda", info)[0]
-    metrics, failed, targets = _run_eval(model, loader, device=device, amp=resolve_amp(amp, device),
-                                         num_classes=num_classes, info=info, channels_last=channels_last,
-                                         keep_predictions=return_predictions, progress=progress)
+    info = maybe_init_distributed() if distributed else DistInfo(False, 0, 1, 0)
+    try:
+        if isinstance(data, DataLoader):
+            loader, row_order = data, None
+        else:
+            loader, sampler = _eval_loader(data, batch_size, num_workers, device.type == "cuda", info)
+            row_order = sampler.inner.indices  # type: ignore[attr-defined]
+        bar = Progress(_len_or_none(loader), "eval", unit="batch", enabled=progress and info.is_main)
+        with bar:
+            metrics, failed, rows = _run_eval(
+                model, loader, device=device, amp=resolve_amp(amp, device), num_classes=num_classes, info=info,
+                channels_last=channels_last, loss_fn=loss_fn, keep_rows=return_predictions,
+                want_scores=return_scores, row_order=row_order, bar=bar)
+            failed = _unique([s for rank_failed in all_gather_objects(failed, info) for s in rank_failed])
+            bar.close(f"eval: {_metrics_summary(metrics)} on {metrics['num_samples']} samples in "
+                      f"{bar.elapsed:.1f} s")
+    finally:
+        cleanup_distributed(info)
+    nan = float("nan")
     return EvalResult(
-        top1=metrics["top1"], top5=metrics["top5"], loss=metrics["loss"], per_class=metrics["per_class"],
-        confusion=metrics["confusion"], num_samples=metrics["num_samples"],
-        class_names=list(class_names) if class_names is not None else None,
-        predictions=metrics["predictions"], targets=targets if return_predictions else None,
-        terms={k: v for k, v in metrics.items() if k.startswith("loss_")}, quarantined=_unique(failed),
+        top1=metrics.get("top1", nan), top5=metrics.get("top5", nan), loss=metrics["loss"],
+        per_class=metrics.get("per_class", []),
+        confusion=metrics.get("confusion", torch.zeros(0, 0, dtype=torch.int64)),
+        num_samples=metrics["num_samples"], class_names=list(class_names) if class_names is not None else None,
+        predictions=rows.predictions if rows is not None and return_predictions else None,
+        targets=rows.targets if rows is not None else None,
+        terms={k: v for k, v in metrics.items() if _is_term(k)}, quarantined=failed,
+        head_top1={k[len("top1_"):]: v for k, v in metrics.items() if k.startswith("top1_")},
+        scores={k: v[0] for k, v in rows.scores.items()} if rows is not None and return_scores else None,
+        indices=rows.indices if rows is not None else None,
     )
 
 
+def load_best(model: nn.Module, result: FitResult | str | os.PathLike[str]) -> nn.Module:
+    """Load the best validation epoch's weights (``result.best_checkpoint``, or a checkpoint path) into ``model``.
+
+    The best epoch is chosen on the validation set given to :func:`fit`, which therefore must not be the test
+    split (report test accuracy of these weights on data the selection never saw). Returns ``model``.
+    """
+    path = result.best_checkpoint if isinstance(result, FitResult) else Path(result)
+    if path is None:
+        raise ValueError("load_best: this fit has no best checkpoint (no validation set, or cfg.out_dir=None: "
+                         "use fit(..., restore_best=True) then)")
+    unwrap(model).load_state_dict(load_checkpoint(path, map_location="cpu")["model"])
+    return model
+
+
 # ---------------------------------------------------------------------------------------------- fit helpers
+def _len_or_none(loader: DataLoader) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:  # an IterableDataset without __len__
+        return None
+
+
 def _unique(items: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _is_term(key: str) -> bool:
+    """A logged term of a metrics dict (everything but the fixed record keys and the head accuracies)."""
+    return key not in _RECORD_KEYS and not key.startswith("top1_")
 
 
 def _jsonable(value: Any) -> Any:
@@ -399,9 +670,17 @@ def _truncate_jsonl(path: Path, keep_before_epoch: int) -> None:
     path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
 
 
+def _metrics_summary(record: Mapping[str, Any]) -> str:
+    """``loss 0.1234, top1 0.5000, top1_rgb 0.4000`` (accuracies only when present)."""
+    parts = [f"loss {record['loss']:.4f}"]
+    parts += [f"{k} {record[k]:.4f}" for k in record if k == "top1" or k.startswith("top1_")]
+    return ", ".join(parts)
+
+
 def _epoch_summary(record: Mapping[str, Any]) -> str:
-    parts = [f"epoch {record['epoch']} {record['split']}: loss {record['loss']:.4f}",
-             f"top1 {record['top1']:.4f}", f"top5 {record['top5']:.4f}"]
+    parts = [f"epoch {record['epoch']} {record['split']}: {_metrics_summary(record)}"]
+    if "top5" in record:
+        parts.append(f"top5 {record['top5']:.4f}")
     if "lr" in record:
         parts.append(f"lr {record['lr']:.3g}")
     parts.append(f"{record['time']:.1f}s")
@@ -437,37 +716,39 @@ class _Run:
     amp: AmpSettings
     info: DistInfo
     iters_per_epoch: int
+    loss_fn: LossFn | None = None
+    bar: Progress | None = None
     global_step: int = 0
-    best_top1: float | None = None
+    best: dict[str, Any] | None = None  # {"epoch", "metric", "value"} of the best validation epoch so far
+    best_state: dict[str, torch.Tensor] | None = None  # in-memory best weights (restore_best without out_dir)
     num_classes: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    last_summary: str = ""  # the last completed epoch's one-line summary (shown in the progress status)
+
+    def status(self, text: str) -> str:
+        return f"{text} | {self.last_summary}" if self.last_summary else text
 
 
-def _train_one_epoch(run: _Run, loader: DataLoader, epoch: int, progress: bool) -> dict[str, Any]:
+def _train_one_epoch(run: _Run, loader: DataLoader, epoch: int) -> dict[str, Any]:
     cfg, device, model = run.cfg, run.device, run.model
     model.train()
     acc: MetricAccumulator | None = None
     failed: list[str] = []
+    steps: dict[str, list[float]] | None = {"loss": []} if cfg.record_steps else None
     lr = run.optimizer.param_groups[0]["lr"]
     start = time.perf_counter()
-    bar = tqdm(loader, desc=f"train {epoch + 1}/{cfg.epochs}", disable=not (progress and run.info.is_main),
-               leave=False, dynamic_ncols=True)
-    for it, batch in enumerate(bar):
-        batch = _check_batch(batch)
+    for it, batch in enumerate(loader):
+        batch = _check_batch(batch, need_label=run.loss_fn is None)
         failed.extend(s for s in batch.get("failed", ()) if s)
-        batch = to_device(batch, device, channels_last=cfg.channels_last)
-        inputs, target = _model_inputs(model, batch), batch["label"]
-        with autocast(device, run.amp.dtype):
-            logits, terms = _split_output(model(inputs))
-            ce = F.cross_entropy(logits.float(), target, label_smoothing=cfg.label_smoothing)
-            loss = ce + sum(t.float() for t in terms.values()) if terms else ce
-        loss_value = float(loss.detach())
-        term_values = {"loss_ce": float(ce.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
+        out = _forward_batch(model, batch, device=device, amp=run.amp, channels_last=cfg.channels_last,
+                             loss_fn=run.loss_fn, label_smoothing=cfg.label_smoothing)
+        loss_value = float(out.loss.detach())
+        term_values = {k: float(v.detach()) for k, v in out.terms.items()}
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(epoch, it, loss_value, term_values)
         lr = run.optimizer.param_groups[0]["lr"]
         run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
+        run.scaler.scale(out.loss).backward()
         if cfg.clip_grad_norm is not None:
             run.scaler.unscale_(run.optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
@@ -476,29 +757,42 @@ def _train_one_epoch(run: _Run, loader: DataLoader, epoch: int, progress: bool) 
         run.scheduler.step()
         run.global_step += 1
         if acc is None:
-            run.num_classes = run.num_classes or logits.shape[1]
-            acc = MetricAccumulator(run.num_classes)
-        acc.update(logits, target, loss_value, term_values)
-        if (it + 1) % cfg.log_every == 0:
-            bar.set_postfix(loss=f"{acc.loss_sum / acc.n:.4f}", lr=f"{lr:.3g}")
+            acc = _new_accumulator(run.num_classes, out)
+            run.num_classes = run.num_classes or acc.num_classes
+        _accumulate(acc, out, loss_value, term_values)
+        if steps is not None:
+            steps["loss"].append(loss_value)
+            for k, v in term_values.items():
+                steps.setdefault(k, []).append(v)
+        if run.bar is not None:
+            status = None
+            if (it + 1) % cfg.log_every == 0:
+                status = run.status(f"epoch {epoch + 1}/{cfg.epochs}: loss {acc.loss_sum / max(acc.n, 1):.4f}, "
+                                    f"lr {lr:.3g}")
+            run.bar.update(1, status=status)
     if acc is None:
         raise ValueError(f"epoch {epoch}: the training loader produced no batches "
                          f"(dataset of {len(loader.dataset)} samples, batch_size={cfg.batch_size}, "  # type: ignore[arg-type]
                          f"drop_last={cfg.drop_last})")
+    broadcast_buffers(unwrap(model), run.info)  # rank 0's BatchNorm statistics everywhere before validation
     acc.all_reduce(run.info)
     failed = _unique([s for rank_failed in all_gather_objects(failed, run.info) for s in rank_failed])
     metrics = acc.compute()
     record: dict[str, Any] = {"epoch": epoch, "split": "train", "step": run.global_step}
     record.update({k: v for k, v in metrics.items() if k not in ("confusion", "per_class")})
     record.update({"lr": lr, "time": time.perf_counter() - start, "num_failed": len(failed), "quarantined": failed})
+    if steps is not None:
+        record["steps"] = steps
     return record
 
 
-def _validate(run: _Run, loader: DataLoader, epoch: int, progress: bool) -> dict[str, Any]:
+def _validate(run: _Run, loader: DataLoader, epoch: int) -> dict[str, Any]:
     start = time.perf_counter()
     metrics, failed, _ = _run_eval(unwrap(run.model), loader, device=run.device, amp=run.amp,
                                    num_classes=run.num_classes, info=run.info, channels_last=run.cfg.channels_last,
-                                   progress=progress, desc=f"val {epoch + 1}/{run.cfg.epochs}")
+                                   loss_fn=run.loss_fn, bar=run.bar, count_batches=False,
+                                   status=lambda i, n: run.status(f"epoch {epoch + 1}/{run.cfg.epochs}: "
+                                                                  f"validating {i}/{n}"))
     failed = _unique([s for rank_failed in all_gather_objects(failed, run.info) for s in rank_failed])
     record: dict[str, Any] = {"epoch": epoch, "split": "val", "step": run.global_step}
     record.update({k: v for k, v in metrics.items() if k not in ("confusion", "predictions")})
@@ -507,9 +801,26 @@ def _validate(run: _Run, loader: DataLoader, epoch: int, progress: bool) -> dict
     return record
 
 
+def _improved(run: _Run, val_rec: Mapping[str, Any] | None) -> bool:
+    """Update ``run.best`` from a validation record: top-1 (higher) when labelled, else the loss (lower)."""
+    if val_rec is None:
+        return False
+    metric = "top1" if "top1" in val_rec else "loss"
+    value = float(val_rec[metric])
+    if not math.isfinite(value):
+        return False
+    best = run.best
+    if best is not None and best["metric"] == metric and (
+            value <= best["value"] if metric == "top1" else value >= best["value"]):
+        return False
+    run.best = {"epoch": int(val_rec["epoch"]), "metric": metric, "value": value}
+    return True
+
+
 def _checkpoint_state(run: _Run, epoch: int) -> dict[str, Any]:
     """Everything needed to resume after ``epoch`` (collective: call on every rank)."""
     rng_per_rank = all_gather_objects(capture_rng_state(), run.info)
+    best = run.best
     return {
         "format": CHECKPOINT_FORMAT,
         "model": unwrap(run.model).state_dict(),
@@ -518,7 +829,8 @@ def _checkpoint_state(run: _Run, epoch: int) -> dict[str, Any]:
         "scaler": run.scaler.state_dict(),
         "epoch": epoch,
         "global_step": run.global_step,
-        "best_top1": run.best_top1,
+        "best_top1": best["value"] if best is not None and best["metric"] == "top1" else None,
+        "best": dict(best) if best is not None else None,
         "num_classes": run.num_classes,
         "iters_per_epoch": run.iters_per_epoch,
         "history": run.history,
@@ -547,7 +859,10 @@ def _restore(run: _Run, state: Mapping[str, Any], path: Path) -> int:
     if state.get("scaler"):
         run.scaler.load_state_dict(state["scaler"])
     run.global_step = int(state["global_step"])
-    run.best_top1 = state.get("best_top1")
+    if state.get("best") is not None:
+        run.best = dict(state["best"])
+    elif state.get("best_top1") is not None:  # written before "best" existed
+        run.best = {"epoch": None, "metric": "top1", "value": float(state["best_top1"])}
     run.num_classes = state.get("num_classes")
     run.history = list(state.get("history", []))
     rng = state["rng"]
@@ -574,31 +889,45 @@ def _resume_path(resume: bool | str | os.PathLike[str], out_dir: Path | None) ->
 # ---------------------------------------------------------------------------------------------- fit
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, cfg: TrainConfig | None = None, *,
         resume: bool | str | os.PathLike[str] = True, callbacks: Sequence[Callback] | None = None,
-        progress: bool = True) -> FitResult:
+        progress: bool = True, loss_fn: LossFn | None = None, restore_best: bool = False) -> FitResult:
     """Train ``model`` on ``train_set`` (datasets of sample dicts, see DESIGN.md) according to ``cfg``.
 
-    Every iteration: forward (under autocast when AMP is on), loss = cross-entropy (with label smoothing)
-    + every ``loss_*`` term of a dict output, non-finite check (raises :class:`NonFiniteLossError`),
-    backward through a GradScaler (pass-through unless fp16), optional gradient clipping, optimizer and
-    per-iteration scheduler step. Every epoch: train metrics, validation (every ``eval_every`` epochs and
-    after the last), quarantine report (raises :class:`TooManyFailedSamplesError` above
-    ``max_bad_fraction``), ``metrics.jsonl`` lines, ``last.pt`` (+ ``best.pt`` on a new best val top-1),
-    then ``callbacks``.
+    Every iteration (one helper, shared with :func:`evaluate`): forward (under autocast when AMP is on);
+    loss = cross-entropy (with label smoothing) — one per head, summed, when the model returns
+    ``"stream_logits"`` — + every ``loss_*`` term of a dict output, or ``loss_fn(output, batch)`` when given
+    (see the module docstring); non-finite check (raises :class:`NonFiniteLossError`); backward through a
+    GradScaler (pass-through unless fp16), optional gradient clipping, optimizer and per-iteration scheduler
+    step. Every epoch: train metrics, validation (every ``eval_every`` epochs and after the last), quarantine
+    report (raises :class:`TooManyFailedSamplesError` above ``max_bad_fraction``), ``metrics.jsonl`` lines,
+    ``last.pt`` (+ ``best.pt`` on a new best validation score), then ``callbacks``.
 
     ``metrics.jsonl`` lines hold: ``epoch`` (0-based), ``split`` ("train"/"val"), ``step`` (global
-    optimizer steps so far), ``loss`` (total, per-sample mean), ``top1``, ``top5``, ``loss_ce`` and every
-    model ``loss_*`` term, ``num_samples``, ``lr`` (train: lr of the epoch's last step), ``time``
-    (seconds), ``num_failed`` and ``quarantined`` (the unique non-empty ``failed`` strings); val lines also
-    have ``per_class``. Non-finite numbers are written as null.
+    optimizer steps so far), ``loss`` (the objective, per-sample mean), ``top1``, ``top5``, ``top1_<head>``
+    for every stream head, every logged term (``loss_ce`` or ``loss_ce_<head>`` per head, every model
+    ``loss_*`` term, or the ``loss_fn`` terms), ``num_samples``, ``lr`` (train: lr of the epoch's last step),
+    ``time`` (seconds), ``num_failed`` and ``quarantined`` (the unique non-empty ``failed`` strings); val
+    lines also have ``per_class``; with ``cfg.record_steps`` train lines have ``steps`` ({"loss": [...],
+    term: [...]}, one value per iteration, rank 0's batches). Unlabelled data (``loss_fn`` without labels)
+    gives no accuracy keys. Non-finite numbers are written as null.
+
+    Best epoch: the validation epoch with the highest top-1 (with labels) or the lowest loss (without); its
+    weights are ``best.pt``; ``FitResult.best_epoch`` / ``best_value`` name it. ``restore_best=True`` loads
+    those weights into ``model`` before returning (from ``best.pt``, or from an in-memory copy when
+    ``cfg.out_dir`` is None); :func:`load_best` does the same later. ``val_set`` drives that choice, so it must
+    not be the test split: hold a validation split out of the training data and test on data it never chose.
 
     ``resume``: True continues from ``out_dir/last.pt`` when it exists (a fresh run otherwise, which
     truncates an existing ``metrics.jsonl``); False always starts fresh; a path resumes from that file.
     Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) or an initialised process group the model is wrapped
-    in DistributedDataParallel and data is sharded; only rank 0 logs and writes files. Training shards come from
-    ``DistributedSampler`` (which pads with up to ``world_size - 1`` repeated samples, counted in the train
-    metrics); validation shards are exact. A non-finite loss is
-    detected per rank: in a multi-process run the other ranks then wait in their next collective until the
-    launcher tears the job down.
+    in DistributedDataParallel and data is sharded; only rank 0 logs, shows progress and writes files.
+    Training shards come from ``DistributedSampler`` (which pads with up to ``world_size - 1`` repeated
+    samples, counted in the train metrics); validation shards are exact. A non-finite loss is detected per
+    rank: in a multi-process run the other ranks then wait in their next collective until the launcher tears
+    the job down.
+
+    ``progress``: one updating line for the whole call (notebook output or terminal bar, see
+    :mod:`stia_kit.progress`) with the current epoch and the last epoch's summary; each epoch's summary also
+    goes to the ``stia_kit.train`` logger (INFO); a summary line is left at the end.
 
     ``dataset.set_epoch(epoch)`` is called (when defined) at the start of every epoch, in the DataLoader
     workers too. The model is moved to the configured device (and memory format) in place.
@@ -609,13 +938,15 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, cf
         raise TypeError(f"fit: cfg must be a TrainConfig, got {type(cfg).__name__}")
     info = maybe_init_distributed()
     try:
-        return _fit(model, train_set, val_set, cfg, info, resume, list(callbacks or ()), progress)
+        return _fit(model, train_set, val_set, cfg, info, resume, list(callbacks or ()), progress, loss_fn,
+                    restore_best)
     finally:
         cleanup_distributed(info)
 
 
 def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: TrainConfig, info: DistInfo,
-         resume: bool | str | os.PathLike[str], callbacks: list[Callback], progress: bool) -> FitResult:
+         resume: bool | str | os.PathLike[str], callbacks: list[Callback], progress: bool, loss_fn: LossFn | None,
+         restore_best: bool) -> FitResult:
     device = device_for(info, cfg.device)
     configure_determinism(cfg.deterministic)
     amp = resolve_amp(cfg.amp, device)
@@ -634,7 +965,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
                          f"drop_last={cfg.drop_last})")
     scheduler = build_scheduler(optimizer, cfg, len(train_loader))
     run = _Run(cfg, model, optimizer, scheduler, make_grad_scaler(device, amp), device, amp, info,
-               iters_per_epoch=len(train_loader), num_classes=_dataset_num_classes(train_set))
+               iters_per_epoch=len(train_loader), loss_fn=loss_fn, num_classes=_dataset_num_classes(train_set))
 
     resumed_from = _resume_path(resume, out_dir)
     start_epoch = _start_or_resume(run, resumed_from, metrics_path)
@@ -643,43 +974,87 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
     val_loader = val_sampler = None
     if val_set is not None:
         val_loader, val_sampler = _eval_loader(val_set, cfg.eval_batch_size or cfg.batch_size, cfg.num_workers,
-                                  _pin(cfg.pin_memory, device), info, cfg.seed)
+                                               _pin(cfg.pin_memory, device), info, cfg.seed)
     end_epoch = cfg.epochs if cfg.max_epochs_this_run is None else min(cfg.epochs, start_epoch + cfg.max_epochs_this_run)
     stopped_by_callback = False
     epoch = start_epoch - 1
-    for epoch in range(start_epoch, end_epoch):
-        train_sampler.set_epoch(epoch)
-        if cfg.num_workers > 0 and hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)  # the main-process copy; workers' copies are told by the loader wrapper
-        train_rec = _train_one_epoch(run, train_loader, epoch, progress)
-        _log_record(train_rec, metrics_path, info, progress)
-        _report_quarantine(train_rec, cfg, info)
-        val_rec = None
-        if val_loader is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-            val_sampler.set_epoch(epoch)  # type: ignore[union-attr]
-            val_rec = _validate(run, val_loader, epoch, progress)
-            _log_record(val_rec, metrics_path, info, progress)
-            _report_quarantine(val_rec, cfg, info)
-        improved = val_rec is not None and (run.best_top1 is None or val_rec["top1"] > run.best_top1)
-        if improved:
-            run.best_top1 = val_rec["top1"]  # type: ignore[index]
-        entry = {"epoch": epoch, "train": train_rec, "val": val_rec}
-        run.history.append(entry)
-        if out_dir is not None:
-            _save_epoch_checkpoints(run, epoch, out_dir, improved)
-        barrier(info)
-        if any([bool(cb(entry)) for cb in callbacks]):
-            stopped_by_callback = True
-            break
-    completed = epoch + 1  # == start_epoch when nothing was left to train
-    if stopped_by_callback and info.is_main:
-        logger.info("training stopped by a callback after epoch %d", epoch)
+    name = type(unwrap(model)).__name__
+    run.bar = Progress(max(0, end_epoch - start_epoch) * run.iters_per_epoch, f"fit {name}",
+                       enabled=progress and info.is_main)
+    with run.bar:
+        for epoch in range(start_epoch, end_epoch):
+            train_sampler.set_epoch(epoch)
+            if cfg.num_workers > 0 and hasattr(train_set, "set_epoch"):
+                train_set.set_epoch(epoch)  # the main-process copy; workers' copies are told by the loader wrapper
+            train_rec = _train_one_epoch(run, train_loader, epoch)
+            _log_record(train_rec, metrics_path, info)
+            _report_quarantine(train_rec, cfg, info)
+            val_rec = None
+            if val_loader is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+                val_sampler.set_epoch(epoch)  # type: ignore[union-attr]
+                val_rec = _validate(run, val_loader, epoch)
+                _log_record(val_rec, metrics_path, info)
+                _report_quarantine(val_rec, cfg, info)
+            improved = _improved(run, val_rec)
+            if improved and restore_best and out_dir is None:
+                run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+            entry = {"epoch": epoch, "train": train_rec, "val": val_rec}
+            run.history.append(entry)
+            run.last_summary = _entry_summary(entry, cfg.epochs)
+            run.bar.set_status(run.last_summary)
+            if out_dir is not None:
+                _save_epoch_checkpoints(run, epoch, out_dir, improved)
+            barrier(info)
+            if any([bool(cb(entry)) for cb in callbacks]):
+                stopped_by_callback = True
+                break
+        completed = epoch + 1  # == start_epoch when nothing was left to train
+        if stopped_by_callback and info.is_main:
+            logger.info("training stopped by a callback after epoch %d", epoch)
+        restored = _restore_best(run, out_dir) if restore_best else False
+        run.bar.close(_fit_summary(name, run, start_epoch, completed, restored))
+    best = run.best or {}
     return FitResult(
         history=run.history, epochs_completed=completed, finished=completed >= cfg.epochs,
-        best_top1=run.best_top1, out_dir=out_dir, metrics_path=metrics_path,
-        last_checkpoint=_existing(out_dir, "last.pt"), best_checkpoint=_existing(out_dir, "best.pt"),
-        resumed_from=resumed_from,
+        best_top1=best.get("value") if best.get("metric") == "top1" else None, out_dir=out_dir,
+        metrics_path=metrics_path, last_checkpoint=_existing(out_dir, "last.pt"),
+        best_checkpoint=_existing(out_dir, "best.pt"), resumed_from=resumed_from, best_epoch=best.get("epoch"),
+        best_metric=best.get("metric"), best_value=best.get("value"), restored_best=restored,
     )
+
+
+def _restore_best(run: _Run, out_dir: Path | None) -> bool:
+    """Load the best validation weights into the model (``best.pt`` or the in-memory copy); False if none."""
+    path = _existing(out_dir, "best.pt")
+    if path is not None:
+        load_best(run.model, path)
+        return True
+    if run.best_state is not None:
+        unwrap(run.model).load_state_dict(run.best_state)
+        return True
+    if run.info.is_main:
+        logger.warning("fit(restore_best=True): no best weights to restore (no validation epoch ran in a run "
+                       "without out_dir); the model keeps its last weights")
+    return False
+
+
+def _entry_summary(entry: Mapping[str, Any], epochs: int) -> str:
+    """``epoch 3/10: train loss .., top1 ..; val loss .., top1 ..`` (1-based epoch for people)."""
+    text = f"epoch {entry['epoch'] + 1}/{epochs}: train {_metrics_summary(entry['train'])}"
+    if entry.get("val"):
+        text += f"; val {_metrics_summary(entry['val'])}"
+    return text
+
+
+def _fit_summary(name: str, run: _Run, start_epoch: int, completed: int, restored: bool) -> str:
+    text = f"fit {name}: {completed - start_epoch} epoch(s) in {run.bar.elapsed:.1f} s"  # type: ignore[union-attr]
+    text += f" ({completed}/{run.cfg.epochs} done)"
+    if run.last_summary:
+        text += f" | {run.last_summary}"
+    if run.best is not None and run.best.get("epoch") is not None:
+        text += f" | best val {run.best['metric']} {run.best['value']:.4f} at epoch {run.best['epoch'] + 1}"
+        text += " (restored)" if restored else ""
+    return text
 
 
 def _start_or_resume(run: _Run, resumed_from: Path | None, metrics_path: Path | None) -> int:
@@ -700,7 +1075,7 @@ def _start_or_resume(run: _Run, resumed_from: Path | None, metrics_path: Path | 
 
 
 def _save_epoch_checkpoints(run: _Run, epoch: int, out_dir: Path, improved: bool) -> None:
-    """``last.pt`` (and ``best.pt`` when val top-1 improved); collective, files written by rank 0 only."""
+    """``last.pt`` (and ``best.pt`` when the validation score improved); collective, written by rank 0 only."""
     state = _checkpoint_state(run, epoch)
     if run.info.is_main:
         if improved:
@@ -717,12 +1092,10 @@ def _dataset_num_classes(dataset: Dataset) -> int | None:
     return len(classes) if classes is not None else None
 
 
-def _log_record(record: dict[str, Any], metrics_path: Path | None, info: DistInfo, progress: bool) -> None:
+def _log_record(record: dict[str, Any], metrics_path: Path | None, info: DistInfo) -> None:
+    """Rank 0: the epoch summary to the logger (INFO) and the record to ``metrics.jsonl``."""
     if not info.is_main:
         return
-    summary = _epoch_summary(record)
-    logger.info(summary)
-    if progress:
-        tqdm.write(summary)
+    logger.info(_epoch_summary(record))
     if metrics_path is not None:
         _append_jsonl(metrics_path, record)

@@ -1,4 +1,5 @@
-"""Classification metrics: top-k accuracy, confusion matrix, per-class accuracy, multi-view averaging.
+"""Classification metrics: top-k accuracy, confusion matrix, per-class accuracy, multi-view averaging, and the
+accumulator ``fit``/``evaluate`` use (also loss-only, for unlabelled data).
 
 Conventions: logits/probabilities are ``[N, C]``; targets are ``[N]`` int class indices; the
 confusion matrix is ``[C, C]`` int64 with **rows = true class, columns = predicted class**.
@@ -12,7 +13,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from .device import DistInfo, all_reduce_sum
+from .device import DistInfo, all_gather_objects, all_reduce_sum
 
 
 def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Iterable[int] = (1, 5)) -> dict[int, int]:
@@ -60,41 +61,58 @@ def per_class_accuracy(confusion: torch.Tensor) -> list[float]:
     return [float("nan") if s == 0 else float(a) for a, s in zip(acc, support)]
 
 
+def fold_views(inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> tuple[Any, int, int]:
+    """``[B, V, ...]`` (or a dict of such) -> ``([B * V, ...], B, V)``: the views folded into the batch."""
+    first = next(iter(inputs.values())) if isinstance(inputs, Mapping) else inputs
+    if not isinstance(first, torch.Tensor) or first.ndim < 3:
+        raise ValueError(f"fold_views: expected [B, V, ...] input, got {getattr(first, 'shape', type(first))}")
+    b, v = first.shape[:2]
+    if isinstance(inputs, Mapping):
+        return {k: t.reshape(b * v, *t.shape[2:]) for k, t in inputs.items()}, b, v
+    return inputs.reshape(b * v, *inputs.shape[2:]), b, v
+
+
+def mean_view_probs(logits: torch.Tensor, b: int, v: int) -> torch.Tensor:
+    """Softmax of ``[B * V, C]`` logits averaged over the ``V`` views of each sample -> ``[B, C]`` (float32)."""
+    return logits.float().softmax(dim=-1).view(b, v, -1).mean(dim=1)
+
+
 def multiview_probs(model: nn.Module, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Average softmax over views: ``[B, V, C, T, H, W]`` (or a dict of such) -> probabilities ``[B, classes]``.
 
     The views are folded into the batch (one forward of ``B * V`` clips); a model returning a dict
-    contributes its ``"logits"``.
+    contributes its ``"logits"`` (the training loop also averages every ``"stream_logits"`` head the same way).
     """
-    if isinstance(inputs, Mapping):
-        first = next(iter(inputs.values()))
-        b, v = first.shape[:2]
-        flat: Any = {k: t.reshape(b * v, *t.shape[2:]) for k, t in inputs.items()}
-    else:
-        if inputs.ndim < 3:
-            raise ValueError(f"multiview_probs: expected [B, V, ...] input, got {tuple(inputs.shape)}")
-        b, v = inputs.shape[:2]
-        flat = inputs.reshape(b * v, *inputs.shape[2:])
+    flat, b, v = fold_views(inputs)
     out = model(flat)
     logits = out["logits"] if isinstance(out, Mapping) else out
-    return logits.float().softmax(dim=-1).view(b, v, -1).mean(dim=1)
+    return mean_view_probs(logits, b, v)
 
 
 class MetricAccumulator:
     """Accumulates counts over batches (and ranks) and turns them into a metrics dict.
 
     ``update`` takes the batch logits (or probabilities — only the ranking matters), targets, the
-    batch-mean total loss and optionally a dict of batch-mean loss terms (``{"loss_ce": ..}``).
-    Losses are averaged per sample. ``compute()`` returns ``loss``, ``top1``, ``top5``, every loss
-    term, ``num_samples``, ``per_class`` and ``confusion`` (a ``[C, C]`` tensor).
+    batch-mean total loss and optionally a dict of batch-mean loss terms (``{"loss_ce": ..}``) and the logits
+    of every stream head (``heads={"rgb": [N, C]}``, counted as ``top1_<head>``). Losses are averaged per
+    sample. ``compute()`` returns ``loss``, ``top1``, ``top5``, ``top1_<head>`` of every head, every loss term,
+    ``num_samples``, ``per_class`` and ``confusion`` (a ``[C, C]`` tensor).
+
+    ``num_classes=None`` makes a loss-only accumulator (unlabelled data, e.g. zero-reference curve training):
+    ``update(None, None, loss, terms, n=batch_size)``; ``compute()`` then has no accuracy entries.
     """
 
-    def __init__(self, num_classes: int, *, keep_predictions: bool = False) -> None:
-        if num_classes < 1:
-            raise ValueError(f"MetricAccumulator: num_classes must be >= 1, got {num_classes}")
+    def __init__(self, num_classes: int | None, *, keep_predictions: bool = False) -> None:
+        if num_classes is not None and num_classes < 1:
+            raise ValueError(f"MetricAccumulator: num_classes must be None or >= 1, got {num_classes}")
         self.num_classes = num_classes
         self.keep_predictions = keep_predictions
         self.reset()
+
+    @property
+    def labelled(self) -> bool:
+        """True when accuracies are accumulated (``num_classes`` given)."""
+        return self.num_classes is not None
 
     def reset(self) -> None:
         """Forget everything accumulated so far."""
@@ -103,53 +121,78 @@ class MetricAccumulator:
         self.correct5 = 0
         self.loss_sum = 0.0
         self.term_sums: dict[str, float] = {}
-        self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        self.head_correct1: dict[str, int] = {}
+        c = self.num_classes or 0
+        self.confusion = torch.zeros(c, c, dtype=torch.int64)
         self.predictions: list[int] = []
 
-    def update(self, logits: torch.Tensor, target: torch.Tensor, loss: float | None = None,
-               terms: Mapping[str, float] | None = None) -> None:
-        """Add one batch (``loss``/``terms`` are batch means, weighted here by the batch size)."""
-        logits, target = logits.detach().float().cpu(), target.detach().long().cpu()
-        if logits.ndim != 2 or logits.shape[1] != self.num_classes:
-            raise ValueError(f"MetricAccumulator: expected logits [N, {self.num_classes}], got {tuple(logits.shape)}")
-        n = target.shape[0]
-        counts = topk_correct(logits, target, (1, 5))
+    def update(self, logits: torch.Tensor | None, target: torch.Tensor | None, loss: float | None = None,
+               terms: Mapping[str, float] | None = None, *, heads: Mapping[str, torch.Tensor] | None = None,
+               n: int | None = None) -> None:
+        """Add one batch (``loss``/``terms`` are batch means, weighted here by the batch size ``n``, which
+        defaults to the number of targets and is required for a loss-only accumulator)."""
+        if self.num_classes is None:
+            if logits is not None or heads:
+                raise ValueError("MetricAccumulator: a loss-only accumulator (num_classes=None) takes no logits")
+            if n is None or n < 0:
+                raise ValueError(f"MetricAccumulator: a loss-only update needs n >= 0, got {n!r}")
+        else:
+            if logits is None or target is None:
+                raise ValueError("MetricAccumulator: logits and target are required when num_classes is set")
+            logits, target = logits.detach().float().cpu(), target.detach().long().cpu()
+            if logits.ndim != 2 or logits.shape[1] != self.num_classes:
+                raise ValueError(f"MetricAccumulator: expected logits [N, {self.num_classes}], "
+                                 f"got {tuple(logits.shape)}")
+            n = target.shape[0]
+            counts = topk_correct(logits, target, (1, 5))
+            self.correct1 += counts[1]
+            self.correct5 += counts[5]
+            pred = logits.argmax(dim=1)
+            self.confusion += confusion_matrix(pred, target, self.num_classes)
+            if self.keep_predictions:
+                self.predictions.extend(int(p) for p in pred)
+            for name, head in (heads or {}).items():
+                hits = topk_correct(head.detach().float().cpu(), target, (1,))[1]
+                self.head_correct1[name] = self.head_correct1.get(name, 0) + hits
         self.n += n
-        self.correct1 += counts[1]
-        self.correct5 += counts[5]
-        pred = logits.argmax(dim=1)
-        self.confusion += confusion_matrix(pred, target, self.num_classes)
-        if self.keep_predictions:
-            self.predictions.extend(int(p) for p in pred)
         if loss is not None:
             self.loss_sum += float(loss) * n
         for name, value in (terms or {}).items():
             self.term_sums[name] = self.term_sums.get(name, 0.0) + float(value) * n
 
     def all_reduce(self, info: DistInfo) -> None:
-        """Sum counts over ranks (no-op when not distributed). Predictions stay per rank."""
+        """Sum counts over ranks (no-op when not distributed). Predictions stay per rank.
+
+        Term and head names are first united over ranks (a rank that saw no batch has none), so every rank
+        reduces the same vector.
+        """
         if not info.enabled:
             return
-        names = sorted(self.term_sums)
+        names = sorted({k for rank_names in all_gather_objects(sorted(self.term_sums), info) for k in rank_names})
+        heads = sorted({k for rank_heads in all_gather_objects(sorted(self.head_correct1), info) for k in rank_heads})
         scalars = torch.tensor([self.n, self.correct1, self.correct5, self.loss_sum]
-                               + [self.term_sums[k] for k in names], dtype=torch.float64)
+                               + [self.term_sums.get(k, 0.0) for k in names]
+                               + [self.head_correct1.get(h, 0) for h in heads], dtype=torch.float64)
         all_reduce_sum(scalars, info)
-        all_reduce_sum(self.confusion, info)
+        if self.num_classes is not None:
+            all_reduce_sum(self.confusion, info)
         self.n, self.correct1, self.correct5 = (int(round(float(x))) for x in scalars[:3])
         self.loss_sum = float(scalars[3])
-        self.term_sums = {k: float(v) for k, v in zip(names, scalars[4:])}
+        self.term_sums = {k: float(v) for k, v in zip(names, scalars[4:4 + len(names)])}
+        self.head_correct1 = {h: int(round(float(v))) for h, v in zip(heads, scalars[4 + len(names):])}
 
     def compute(self) -> dict[str, Any]:
         """Metrics so far; accuracies in [0, 1] (``nan`` when nothing was accumulated)."""
         n = self.n
         nan = float("nan")
-        out: dict[str, Any] = {
-            "loss": self.loss_sum / n if n else nan,
-            "top1": self.correct1 / n if n else nan,
-            "top5": self.correct5 / n if n else nan,
-        }
+        out: dict[str, Any] = {"loss": self.loss_sum / n if n else nan}
+        if self.num_classes is not None:
+            out["top1"] = self.correct1 / n if n else nan
+            out["top5"] = self.correct5 / n if n else nan
+            out.update({f"top1_{h}": c / n if n else nan for h, c in sorted(self.head_correct1.items())})
         out.update({k: v / n if n else nan for k, v in sorted(self.term_sums.items())})
         out["num_samples"] = n
-        out["per_class"] = per_class_accuracy(self.confusion)
-        out["confusion"] = self.confusion.clone()
+        if self.num_classes is not None:
+            out["per_class"] = per_class_accuracy(self.confusion)
+            out["confusion"] = self.confusion.clone()
         return out

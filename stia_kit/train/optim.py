@@ -4,6 +4,8 @@ Weight decay policy: decay is applied only to weight matrices/kernels. Parameter
 layers (BatchNorm/GroupNorm/LayerNorm/InstanceNorm), every ``bias``, and any other parameter with
 ``ndim <= 1`` (scales, gates) are put in a second parameter group with ``weight_decay=0`` — decaying
 them shrinks the normalisation scale and biases towards zero for no regularisation benefit.
+``TrainConfig.weight_decay_all`` puts every parameter in one decayed group instead (in ``model.parameters()``
+order), which is what recipes such as the official Zero-DCE code (``Adam(net.parameters(), weight_decay=...)``) do.
 
 The schedule is a ``LambdaLR`` stepped once per *iteration*: a linear warm-up over
 ``warmup_epochs * iters_per_epoch`` iterations, then cosine / step / constant.
@@ -43,12 +45,17 @@ def split_decay_params(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Pa
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD / Adam / AdamW over ``model``'s trainable parameters, without decay on norm/bias params."""
-    decay, no_decay = split_decay_params(model)
-    if not decay and not no_decay:
+    """SGD / Adam / AdamW over ``model``'s trainable parameters, without decay on norm/bias params
+    (unless ``cfg.weight_decay_all``)."""
+    if cfg.weight_decay_all:
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [{"params": params, "weight_decay": cfg.weight_decay}] if params else []
+    else:
+        decay, no_decay = split_decay_params(model)
+        groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+    if not groups:
         raise ValueError("build_optimizer: the model has no trainable parameters")
-    groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
-                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     betas = (cfg.momentum, 0.999)
