@@ -311,3 +311,16 @@ def test_bad_arguments(synth_ucf: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(UCF101(synth_ucf, train=False, missing="skip")) == 11  # nothing missing: no warning
+
+
+def test_datasets_register_like_models(synth_ucf: Path) -> None:
+    from stia_kit.data import DATASET_NAMES, DATASETS, FrameCache
+
+    assert DATASETS.names() == list(DATASET_NAMES) == ["arid", "hmdb51", "manifest", "ucf101"]
+    ds = DATASETS.build("ucf101", synth_ucf, train=False, config=SMALL)
+    same = build_dataset("ucf101", synth_ucf, train=False, config=SMALL)
+    assert isinstance(ds, UCF101) and torch.equal(ds[0]["video"], same[0]["video"])
+    with pytest.raises(KeyError, match="unknown dataset 'kinetics'; available: arid, hmdb51, manifest, ucf101"):
+        DATASETS.get("kinetics")
+    cache = FrameCache()
+    assert build_dataset("ucf101", synth_ucf, config=SMALL, cache=cache, max_attempts=3).cache is cache

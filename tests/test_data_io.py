@@ -180,3 +180,17 @@ def test_video_read_error_pickles() -> None:
 
     err = pickle.loads(pickle.dumps(VideoReadError("/x/y.avi", "zero bytes")))
     assert err.path == Path("/x/y.avi") and err.reason == "zero bytes" and "y.avi: zero bytes" in str(err)
+
+
+def test_one_set_of_video_suffixes_for_check_and_enhance(tmp_path: Path) -> None:
+    """`stia data check` and `stia enhance` find the same files (a folder of .mov is not silently skipped)."""
+    from stia_kit.data import VIDEO_SUFFIXES, find_videos
+    from stia_kit.enhance import find_videos as enhance_find_videos
+    from stia_kit.enhance.video import VIDEO_EXTENSIONS
+
+    assert set(VIDEO_EXTENSIONS) == VIDEO_SUFFIXES and {".mov", ".avi", ".mp4", ".webm"} <= VIDEO_SUFFIXES
+    for suffix in sorted(VIDEO_SUFFIXES) + [".MOV", ".txt", ".npz"]:
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        (tmp_path / "sub" / f"clip{suffix.replace('.', '_')}{suffix}").write_bytes(b"x")
+    found = find_videos(tmp_path)
+    assert found == enhance_find_videos(tmp_path) and len(found) == len(VIDEO_SUFFIXES) + 1  # + .MOV

@@ -5,13 +5,18 @@ Quick start::
     from stia_kit.data import DataConfig, build_dataset
     ds = build_dataset("ucf101", "/data/ucf101", split=1, train=True, config=DataConfig(), missing="skip")
     sample = ds[0]   # {"video": [C, T, H, W] float32, "label": int, "index": int, "failed": str}
+
+Decoded frames are kept in a process-wide, size-bounded :class:`FrameCache` (see :mod:`stia_kit.data.cache`),
+so later epochs, models and ablation rows skip decoding; ``DataConfig(frame_cache=False)`` turns it off.
 """
 
+from .cache import CacheStats, FrameCache, configure_default_cache, default_cache, set_default_cache
 from .check import CheckReport, detect_layout, check_videos, find_videos, format_report
 from .config import KINETICS_MEAN, KINETICS_STD, DataConfig
 from .datasets import (
     ARID,
     DATASET_NAMES,
+    DATASETS,
     HMDB51,
     UCF101,
     ManifestDataset,
@@ -42,11 +47,12 @@ from .transforms import (
 from .video_io import VIDEO_SUFFIXES, VideoInfo, VideoReadError, decode_all, num_frames, probe, read_clip, read_frames
 
 __all__ = [
-    "ARID", "CenterCrop", "CheckReport", "Compose", "DATASET_NAMES", "DataConfig", "HMDB51", "KINETICS_MEAN",
-    "KINETICS_STD", "ManifestDataset", "MissingVideosError", "MultiScaleCrop", "NoReadableSampleError",
-    "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomShortSideResize", "ShortSideResize", "TenCrop",
-    "ThreeCrop", "UCF101", "VIDEO_SUFFIXES", "VideoDataset", "VideoInfo", "VideoReadError", "arid_split",
-    "build_dataset", "check_videos", "clip_span", "decode_all", "dense_indices", "detect_layout", "find_videos",
+    "ARID", "CacheStats", "CenterCrop", "CheckReport", "Compose", "DATASETS", "DATASET_NAMES", "DataConfig",
+    "FrameCache", "HMDB51", "KINETICS_MEAN", "KINETICS_STD", "ManifestDataset", "MissingVideosError",
+    "MultiScaleCrop", "NoReadableSampleError", "Normalize", "RandomCrop", "RandomHorizontalFlip",
+    "RandomShortSideResize", "ShortSideResize", "TenCrop", "ThreeCrop", "UCF101", "VIDEO_SUFFIXES", "VideoDataset",
+    "VideoInfo", "VideoReadError", "arid_split", "build_dataset", "check_videos", "clip_span",
+    "configure_default_cache", "decode_all", "default_cache", "dense_indices", "detect_layout", "find_videos",
     "format_report", "hmdb51_split", "manifest_samples", "num_frames", "probe", "read_clip", "read_frames",
-    "resize_clip", "to_tensor_clip", "tsn_indices", "ucf101_split",
+    "resize_clip", "set_default_cache", "to_tensor_clip", "tsn_indices", "ucf101_split",
 ]

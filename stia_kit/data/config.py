@@ -47,6 +47,8 @@ class DataConfig:
     test_crops: Literal[1, 3, 10] = 1  # test: spatial crops per clip (centre / three-crop / ten-crop)
     short_clip: Literal["loop", "repeat_last"] = "loop"  # rule for videos shorter than a clip
     backend: Literal["auto", "decord", "pyav"] = "auto"  # decoder (auto = decord, PyAV fallback)
+    frame_cache: bool = True  # reuse decoded uint8 frames via the dataset's FrameCache (stia_kit.data.cache)
+    cache_resized: bool = False  # also cache frames after the fixed short-side resize (float32 [C, N, h, w])
 
     def __post_init__(self) -> None:
         for name in ("num_frames", "stride", "short_side", "crop_size", "test_clips"):
@@ -57,8 +59,9 @@ class DataConfig:
         self._check_choice("test_crops", (1, 3, 10))
         self._check_choice("short_clip", ("loop", "repeat_last"))
         self._check_choice("backend", ("auto", "decord", "pyav"))
-        if not isinstance(self.flip, bool):
-            raise ValueError(f"DataConfig.flip must be a bool, got {self.flip!r}")
+        for name in ("flip", "frame_cache", "cache_resized"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"DataConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if self.crop_size > self.short_side:
             raise ValueError(
                 f"DataConfig.crop_size ({self.crop_size}) must be <= short_side ({self.short_side})"

@@ -17,6 +17,10 @@ substitutes the next sample (``index + 1``, ``index + 2``, ... wrapping; at most
 :class:`NoReadableSampleError` only if every attempt fails. Inside DataLoader workers ``quarantine`` fills in
 the worker's copy of the dataset; the main process learns about skipped files through ``"failed"``.
 
+Decoding goes through the decoded-frame cache (:mod:`stia_kit.data.cache`; ``DataConfig.frame_cache``, the
+``cache=`` argument): it stores uint8 frames, so samples, their random sampling and augmentation are the same
+with and without it. Datasets are built by name through the :data:`DATASETS` registry (:func:`build_dataset`).
+
 Randomness: sample ``i`` in epoch ``e`` uses ``numpy.random.default_rng([seed, e, i])`` for both frame
 sampling and transforms, so results are reproducible for any number of DataLoader workers and differ across
 samples and epochs. Call :meth:`VideoDataset.set_epoch` before each epoch (with ``persistent_workers=True`` the
@@ -29,6 +33,7 @@ import copy
 import csv
 import os
 import re
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -38,8 +43,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..registry import Registry
+from .cache import FrameCache, default_cache
 from .config import DataConfig
-from .transforms import ClipTransform, Compose, to_tensor_clip
+from .transforms import ClipTransform, Compose, ShortSideResize, to_tensor_clip
 from .video_io import VideoReadError, read_clip
 
 __all__ = [
@@ -51,12 +58,16 @@ __all__ = [
     "ARID",
     "ManifestDataset",
     "build_dataset",
+    "DATASETS",
     "DATASET_NAMES",
 ]
 
 MissingPolicy = Literal["raise", "skip"]
 ErrorPolicy = Literal["raise", "skip"]
-DATASET_NAMES: tuple[str, ...] = ("ucf101", "hmdb51", "arid", "manifest")
+#: Datasets by name, like :data:`stia_kit.models` registers models. A builder takes
+#: ``(root, *, split, train, config, missing, on_error, seed, **kwargs)`` (kwargs: ``cache``, ``max_attempts``)
+#: and returns a :class:`VideoDataset`; :func:`build_dataset` calls it. CLI choices: ``DATASETS.names()``.
+DATASETS: Registry[VideoDataset] = Registry("dataset")
 _SHOW_FIRST = 5
 
 
@@ -105,6 +116,11 @@ class VideoDataset(Dataset):
         seed: base seed of the per-sample generators.
         max_attempts: files tried per item when ``on_error="skip"``.
         name: used in messages.
+        cache: the :class:`~stia_kit.data.cache.FrameCache` used when ``config.frame_cache`` is True;
+            ``None`` = the process-wide :func:`~stia_kit.data.cache.default_cache` (looked up at read time, so
+            every dataset of a process shares it). Copies made by :meth:`with_clip_transform` and
+            :meth:`subset` share their original's cache. Cached frames are the decoded uint8 frames, so
+            samples are identical with and without the cache.
 
     Shape:
         ``self[i]["video"]``: ``[C, T, crop, crop]``, or ``[V, C, T, crop, crop]`` in test mode with
@@ -122,6 +138,7 @@ class VideoDataset(Dataset):
         seed: int = 0,
         max_attempts: int = 10,
         name: str | None = None,
+        cache: FrameCache | None = None,
     ) -> None:
         _check_policy("missing", missing)
         _check_policy("on_error", on_error)
@@ -129,6 +146,10 @@ class VideoDataset(Dataset):
             raise TypeError(f"config must be a DataConfig, got {type(config).__name__}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if cache is not None and not isinstance(cache, FrameCache):
+            raise TypeError(f"cache must be a FrameCache or None (the process-wide default), "
+                            f"got {type(cache).__name__}")
+        self.cache = cache
         self.name = name or type(self).__name__
         self.classes: list[str] = list(classes)
         listed = [(Path(p), int(label)) for p, label in samples]
@@ -144,8 +165,7 @@ class VideoDataset(Dataset):
         self.samples: list[tuple[Path, int]] = [s for s in listed if s[0].is_file()]
         self.missing: list[Path] = [p for p, _ in listed if not p.is_file()]
         self._handle_missing(missing)
-        self._train_tf = config.train_transform()
-        self._test_tf = config.test_transform()
+        self._set_pipeline(None, per_frame=False)
 
     # ------------------------------------------------------------------ construction helpers
 
@@ -218,29 +238,106 @@ class VideoDataset(Dataset):
         path, _ = self.samples[index]
         rng = self.rng_for(index)
         cfg = self.config
-        frames, idx, _ = read_clip(path, lambda n: cfg.sample_indices(n, train=self.train, rng=rng), cfg.backend)
-        clip = to_tensor_clip(frames)  # [C, clips * T, H, W]
+
+        def index_fn(n: int) -> np.ndarray:
+            return cfg.sample_indices(n, train=self.train, rng=rng)
+
+        cache = (self.cache if self.cache is not None else default_cache()) if cfg.frame_cache else None
+        derived = None
+        if self._whole_steps and cache is not None:
+            derived = cache.read_derived(path, index_fn, cfg.backend, self._whole_tag, self._whole_video,
+                                         expected_items=len(self))
+        if derived is not None:
+            stepped, idx, _ = derived  # float32 [clips * T, C, h, w]: the whole-video steps already applied
+            clip = torch.from_numpy(stepped).permute(1, 0, 2, 3).contiguous()
+            tf = self._rest_tf
+        else:
+            if cache is not None:
+                frames, idx, _ = cache.read_clip(path, index_fn, cfg.backend, expected_items=len(self))
+            else:
+                frames, idx, _ = read_clip(path, index_fn, cfg.backend)
+            clip = to_tensor_clip(frames)  # [C, clips * T, H, W]
+            if self._frame_step is not None:
+                clip = self._frame_step(clip, None)
+            tf = self._train_tf if self.train else self._test_tf
         if self.train:
-            return self._train_tf(clip, rng)
+            return tf(clip, rng)
         clips, t = idx.shape
         c, _, h, w = clip.shape
         multi = clip.reshape(c, clips, t, h, w).transpose(0, 1)  # [clips, C, T, H, W]
-        views = self._test_tf(multi, rng)  # [clips, C, T, h, w] or [clips, K, C, T, h, w]
+        views = tf(multi, rng)  # [clips, C, T, h, w] or [clips, K, C, T, h, w]
         views = views.reshape(-1, *views.shape[-4:])
         return views[0] if views.shape[0] == 1 else views.contiguous()
 
-    def with_clip_transform(self, step: ClipTransform, *, name: str | None = None) -> "VideoDataset":
+    def with_clip_transform(self, step: ClipTransform, *, name: str | None = None,
+                            per_frame: bool = False) -> "VideoDataset":
         """A shallow copy whose decoded clips pass through ``step`` before the config's transforms.
 
         ``step(clip, rng)`` receives the clip right after decoding, float in [0, 1] (``to_tensor_clip`` only
         divides the uint8 frames by 255): ``[C, T, H, W]`` in training, ``[clips, C, T, H, W]`` in test mode;
-        it must keep that layout. Used e.g. to enhance dark videos before resize / crop / normalise.
+        it must keep that layout. Used e.g. to enhance dark videos before resize / crop / normalise. The copy
+        shares the original's frame cache (decoded frames are cached before ``step``, which runs every time).
+
+        ``per_frame=True`` declares ``step`` deterministic and per-frame (frame ``t`` of its output depends
+        only on frame ``t`` of its input; it is called with ``rng=None``), e.g. a low-light enhancer without
+        temporal smoothing. It then receives the frames as one ``[C, K, H, W]`` clip in both modes, and with
+        the frame cache on it runs once on *all* frames of each video, whose float32 result is cached
+        (:meth:`FrameCache.read_derived`, 4 bytes per pixel and channel; memory only) and indexed in later
+        epochs: the same values as applying it to the sampled frames, bit for bit when ``step`` treats each
+        frame independently of how many are batched together (measured: Zero-DCE yes; Zero-DCE++ within
+        5e-7, its convolutions round differently for other batch sizes). A step that draws from ``rng`` or
+        mixes frames (temporal smoothing) must not use ``per_frame``.
         """
         out = copy.copy(self)
-        out._train_tf = Compose([step, *self.config.train_transform().transforms])
-        out._test_tf = Compose([step, *self.config.test_transform().transforms])
+        out._set_pipeline(step, per_frame=per_frame)
         out.quarantine = []
         out.name = name or f"{self.name}+{type(step).__name__}"
+        return out
+
+    def _set_pipeline(self, step: ClipTransform | None, *, per_frame: bool) -> None:
+        """Set the transforms after decoding, and which of them may run once per whole video (cached).
+
+        Whole-video steps (their output for frame t depends on frame t only, no randomness): a ``per_frame``
+        step, then the config's fixed short-side resize when ``config.cache_resized`` (train without
+        ``scale_jitter``, and test) and no ordinary step runs before it.
+        """
+        cfg = self.config
+        train_steps, test_steps = cfg.train_transform().transforms, cfg.test_transform().transforms
+        plain = [step] if step is not None and not per_frame else []
+        self._frame_step = step if per_frame else None  # run on [C, K, H, W] right after decoding
+        self._train_tf = Compose([*plain, *train_steps])
+        self._test_tf = Compose([*plain, *test_steps])
+        steps = train_steps if self.train else test_steps
+        whole: list[ClipTransform] = [step] if step is not None and per_frame else []
+        tags = [f"per_frame:{uuid.uuid4().hex}"] if whole else []
+        if cfg.cache_resized and not plain and type(steps[0]) is ShortSideResize:
+            whole.append(steps[0])
+            tags.append(f"resize:{cfg.short_side}")
+            steps = steps[1:]
+        self._whole_steps = whole  # run once on all frames of a video, result cached (FrameCache.read_derived)
+        self._whole_tag = "|".join(tags)
+        self._rest_tf = Compose(steps)  # what follows them
+
+    def _whole_video(self, frames: np.ndarray) -> np.ndarray:
+        """The whole-video steps on every frame: uint8 ``[N, H, W, 3]`` -> float32 ``[N, C, h, w]``."""
+        clip = to_tensor_clip(frames)  # [C, N, H, W]
+        for step in self._whole_steps:
+            clip = step(clip, None)
+        return clip.detach().to(torch.float32).permute(1, 0, 2, 3).contiguous().cpu().numpy()
+
+    def subset(self, indices: "Sequence[int]", *, name: str | None = None) -> "VideoDataset":
+        """A shallow copy holding only ``samples[i]`` for ``i`` in ``indices`` (same classes, transforms, cache).
+
+        Used to hold a validation split out of a training split (e.g. whole actor groups).
+        """
+        n = len(self.samples)
+        bad = [i for i in indices if not 0 <= int(i) < n]
+        if bad:
+            raise IndexError(f"{self.name}.subset: indices {bad[:5]} out of range for {n} samples")
+        out = copy.copy(self)
+        out.samples = [self.samples[int(i)] for i in indices]
+        out.quarantine = []
+        out.name = name or f"{self.name}[subset of {len(out.samples)}]"
         return out
 
     def __repr__(self) -> str:
@@ -350,6 +447,7 @@ class OfficialSplitDataset(VideoDataset):
                          name=f"{type(self).__name__}(split {split})", **kwargs)
 
 
+@DATASETS.register("ucf101")
 class UCF101(OfficialSplitDataset):
     """UCF101 in its official layout: ``root/UCF-101/<Class>/v_*.avi`` and ``root/ucfTrainTestlist/``.
 
@@ -395,6 +493,7 @@ def hmdb51_split(root: str | os.PathLike[str], split: int = 1, train: bool = Tru
     return samples, classes
 
 
+@DATASETS.register("hmdb51")
 class HMDB51(OfficialSplitDataset):
     """HMDB51 in its official layout: ``root/hmdb51_org/<class>/*.avi`` + ``root/testTrainMulti_7030_splits/``."""
 
@@ -436,6 +535,7 @@ def arid_split(root: str | os.PathLike[str], split: int = 1, train: bool = True)
     return samples, classes
 
 
+@DATASETS.register("arid")
 class ARID(OfficialSplitDataset):
     """ARID (dark videos): split lists in ``root/splits_v1/``, videos in ``root/clips_v1/`` (see :func:`arid_split`)."""
 
@@ -531,8 +631,15 @@ class ManifestDataset(VideoDataset):
 # ------------------------------------------------------------------------------------------ factory
 
 
+@DATASETS.register("manifest")
+def manifest_dataset(root: str | os.PathLike[str], *, split: int = 1, **kwargs: Any) -> ManifestDataset:
+    """The registry's ``"manifest"`` builder: ``root`` is the manifest file; ``split`` is ignored."""
+    del split  # a manifest lists one split; accepted so that every registered builder takes the same arguments
+    return ManifestDataset(root, **kwargs)
+
+
 def build_dataset(
-    name: Literal["ucf101", "hmdb51", "arid", "manifest"],
+    name: str,
     root: str | os.PathLike[str],
     *,
     split: int = 1,
@@ -541,15 +648,20 @@ def build_dataset(
     missing: MissingPolicy = "raise",
     on_error: ErrorPolicy = "raise",
     seed: int = 0,
+    **kwargs: Any,
 ) -> VideoDataset:
-    """Build a dataset by name. For ``"manifest"``, ``root`` is the manifest file (``split`` is ignored)."""
-    common = dict(train=train, config=config, missing=missing, on_error=on_error, seed=seed)
-    if name == "ucf101":
-        return UCF101(root, split=split, **common)
-    if name == "hmdb51":
-        return HMDB51(root, split=split, **common)
-    if name == "arid":
-        return ARID(root, split=split, **common)
-    if name == "manifest":
-        return ManifestDataset(root, **common)
-    raise ValueError(f"unknown dataset {name!r}; expected one of {DATASET_NAMES}")
+    """``DATASETS.build(name, root, ...)``: a registered dataset by name (``"manifest"``: ``root`` is the file).
+
+    ``kwargs`` go to the dataset (``cache=``, ``max_attempts=``).
+
+    Raises:
+        ValueError: ``name`` is not registered (the message lists :data:`DATASET_NAMES`).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {DATASET_NAMES}")
+    return DATASETS.build(name, root, split=split, train=train, config=config, missing=missing, on_error=on_error,
+                          seed=seed, **kwargs)
+
+
+#: The registered dataset names, sorted (``DATASETS.names()``).
+DATASET_NAMES: tuple[str, ...] = tuple(DATASETS.names())

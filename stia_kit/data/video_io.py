@@ -33,7 +33,8 @@ reported as truncated/damaged (decord silently shortens such files). Errors are 
 :class:`VideoReadError` (a ``RuntimeError``) naming the file and the reason.
 
 No global reader cache: every call opens and closes its own reader, so DataLoader worker processes created
-by ``fork`` never share decoder state.
+by ``fork`` never share decoder state. (Decoded *frames* are reused by :mod:`stia_kit.data.cache`, which
+calls :func:`read_clip`.)
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ __all__ = [
 Backend = Literal["auto", "decord", "pyav"]
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
 
-#: File suffixes treated as videos by folder scans.
+#: File suffixes treated as videos by folder scans: the one definition, used by ``stia data check``
+#: (:func:`stia_kit.data.check.find_videos`) and ``stia enhance`` (``stia_kit.enhance.video.VIDEO_EXTENSIONS``).
 VIDEO_SUFFIXES: frozenset[str] = frozenset(
     {".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts"}
 )

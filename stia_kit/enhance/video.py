@@ -33,12 +33,16 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ..data.video_io import VIDEO_SUFFIXES
+
 if TYPE_CHECKING:
     from .classical import Enhancer
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv")
+#: The suffixes `stia data check` treats as videos (`stia_kit.data.video_io.VIDEO_SUFFIXES`, the one
+#: definition), sorted: a folder that passes the check is enhanced file for file.
+VIDEO_EXTENSIONS: tuple[str, ...] = tuple(sorted(VIDEO_SUFFIXES))
 
 # --------------------------------------------------------------------------------------------------------
 # Curve smoothing and float clips
