@@ -28,7 +28,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
     from . import __version__
-    from .models import list_models
+    from .data import DATASETS
+    from .enhance import ENHANCERS
+    from .models import MODELS
     from .train import select_device
 
     print(f"stia_kit {__version__} | python {platform.python_version()} | torch {torch.__version__}")
@@ -39,7 +41,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {mod:10s} unavailable ({type(e).__name__}: {e})")
     print(f"device: {select_device('auto')} (cuda available: {torch.cuda.is_available()}), "
           f"threads: {torch.get_num_threads()}")
-    print("models:", ", ".join(list_models()))
+    for registry in (MODELS, DATASETS, ENHANCERS):
+        print(f"{registry.kind}s: {', '.join(registry.names())}")
     return 0
 
 
@@ -73,25 +76,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .experiments import quickstart as qs
 
     p = _quickstart_params(args)
-    train_set, test_set = qs.prepare_data(p)
-    run = qs.train_model(p.model, p, train_set, test_set)
-    path = qs.write_metrics(run.run_dir / "metrics.json", p, list(train_set.classes), [run])
+    splits = qs.prepare_data(p)
+    run = qs.train_model(p.model, p, splits)
+    path = qs.write_metrics(run.run_dir / "metrics.json", p, splits.classes, [run])
     print(f"{p.model}: test top-1 {run.test.top1:.4f} top-5 {run.test.top5:.4f} "
-          f"({run.test.num_samples} clips, {run.seconds:.0f} s)")
+          f"({run.test.num_samples} clips, {run.seconds:.0f} s, {run.weights})")
     print(f"run folder: {run.run_dir}\nmetrics: {path}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .experiments import quickstart as qs
+    from .experiments.common import open_split
+    from .experiments.runs import load_run
+    from .fileio import write_json_atomic
     from .params import from_mapping
     from .train import evaluate
 
-    model, info = qs.load_run(args.run, checkpoint=args.checkpoint)
+    model, info = load_run(args.run, checkpoint=args.checkpoint)
     overrides = {k: v for k, v in (("test_clips", args.test_clips), ("test_crops", args.test_crops),
                                    ("data_root", args.data_root), ("missing", args.missing)) if v is not None}
-    p = from_mapping(qs.QuickstartParams, {**info["params"], **overrides})
-    test_set = qs.split_dataset(p, train=False)
+    known = {f.name for f in dataclasses.fields(qs.QuickstartParams)}
+    saved = {k: v for k, v in (info.get("params") or {}).items() if k in known}
+    p = from_mapping(qs.QuickstartParams, {**saved, **overrides})
+    test_set = open_split(p, train=False)
     result = evaluate(model, test_set, batch_size=p.batch_size, num_classes=info["num_classes"],
                       class_names=info["classes"], num_workers=p.num_workers, progress=True)
     views = p.test_clips * p.test_crops
@@ -99,8 +107,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
            "top5": result.top5, "loss": result.loss, "per_class": result.per_class,
            "confusion": result.confusion.tolist(), "num_samples": result.num_samples,
            "quarantined": result.quarantined}
-    path = Path(args.run) / f"eval_{Path(args.checkpoint).stem}_{views}views.json"
-    path.write_text(json.dumps(out, indent=2))
+    path = write_json_atomic(Path(args.run) / f"eval_{Path(args.checkpoint).stem}_{views}views.json", out)
     print(f"top-1 {result.top1:.4f} top-5 {result.top5:.4f} on {result.num_samples} clips x {views} views -> {path}")
     return 0
 
@@ -113,6 +120,17 @@ def _literal(value: str) -> Any:
         except ValueError:
             pass
     return {"true": True, "false": False, "none": None}.get(value.lower(), value)
+
+
+def _kernel(name: str) -> str:
+    """``name`` if that Jupyter kernel is installed; else this interpreter's ``python3`` kernel, with a note."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if name in KernelSpecManager().find_kernel_specs():
+        return name
+    print(f"note: Jupyter kernel {name!r} is not installed (bash bootstrap.sh setup registers 'stia-kit'); "
+          "using 'python3'", file=sys.stderr)
+    return "python3"
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -128,7 +146,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     notebook = REPO_ROOT / "notebooks" / "00_quickstart.ipynb"
     output = out_dir / "00_quickstart.ipynb"
-    pm.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=args.kernel,
+    pm.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=_kernel(args.kernel),
                         cwd=str(REPO_ROOT), progress_bar=not args.quiet)
     print(f"executed notebook: {output}\nmetrics JSON:      {out_dir / 'metrics.json'}")
     metrics = json.loads((out_dir / "metrics.json").read_text())
@@ -211,8 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto")
     check.set_defaults(func=cmd_data_check)
 
+    from .models import list_models
+
+    model_choices = {"model": list_models(), "baseline": ["", *list_models()]}
     train = sub.add_parser("train", help="train one model (the options are notebook 00's parameters)")
-    add_arguments(train, QuickstartParams)
+    add_arguments(train, QuickstartParams, choices=model_choices)
     train.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("eval", help="evaluate a run folder written by stia train / the quickstart")
@@ -227,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     quick = sub.add_parser("quickstart", help="execute notebooks/00_quickstart.ipynb with papermill")
     quick.add_argument("--out", default="runs/quickstart", help="folder for the executed notebook and metrics")
     quick.add_argument("--data", default="data/synth", help="SynthActions root (generated when missing)")
-    quick.add_argument("--kernel", default="python3", help="Jupyter kernel name (bootstrap.sh registers stia-kit)")
+    quick.add_argument("--kernel", default="stia-kit",
+                       help="Jupyter kernel name (bootstrap.sh registers stia-kit; python3 when it is missing)")
     quick.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                        help="notebook parameter (repeatable), e.g. -p epochs 3")
     quick.add_argument("--quiet", action="store_true")
@@ -236,8 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     enh = sub.add_parser("enhance", help="enhance every video under SRC into the same paths under DST (resumable)")
     enh.add_argument("src", help="folder of videos (searched recursively)")
     enh.add_argument("dst", help="output folder (must differ from SRC)")
-    enh.add_argument("--method", choices=["none", "gamma", "histeq", "clahe", "zero_dce", "zero_dce_pp"],
-                     default="zero_dce_pp")
+    from .enhance import ENHANCERS
+
+    enh.add_argument("--method", choices=ENHANCERS.names(), default="zero_dce_pp")
     enh.add_argument("--checkpoint", help="curve-model weights (state dict or training checkpoint)")
     enh.add_argument("--official", action="store_true", help="--checkpoint comes from the official Zero-DCE(++) code")
     enh.add_argument("--temporal-smoothing", type=float, default=0.0, help="curve EMA over frames in [0, 1)")
@@ -251,14 +274,22 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments.lowlight import LowLightParams
 
     arid = sub.add_parser("arid-eval", help="recognition on dark data before/after enhancement (notebook 06)")
-    add_arguments(arid, LowLightParams)
+    add_arguments(arid, LowLightParams, choices={"model": list_models()})
     arid.add_argument("--quiet", action="store_true")
     arid.set_defaults(func=cmd_arid_eval)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
     args = build_parser().parse_args(argv)
+    log = logging.getLogger("stia_kit")
+    if not log.handlers:  # per-epoch summaries of the training engine, one line each, on the terminal
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     return int(args.func(args))
 
 

@@ -25,7 +25,7 @@ import argparse
 import dataclasses
 import types
 import typing
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 P = TypeVar("P")
 
@@ -93,9 +93,15 @@ def from_notebook(cls: type[P], namespace: Mapping[str, Any], before: frozenset[
     return from_mapping(cls, values)
 
 
-def add_arguments(parser: "argparse.ArgumentParser", cls: type) -> None:
-    """Add one ``--field-name`` option per dataclass field (the CLI mirror of a notebook's parameters)."""
+def add_arguments(parser: "argparse.ArgumentParser", cls: type,
+                  choices: Mapping[str, Sequence[Any]] | None = None) -> None:
+    """Add one ``--field-name`` option per dataclass field (the CLI mirror of a notebook's parameters).
+
+    ``Literal`` fields get their values as choices; ``choices`` adds choices for other fields (e.g. registry
+    names for a ``model: str`` field, from :meth:`stia_kit.registry.Registry.names`).
+    """
     hints = typing.get_type_hints(cls)
+    extra = dict(choices or {})
     for f in dataclasses.fields(cls):
         ann = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
@@ -105,10 +111,10 @@ def add_arguments(parser: "argparse.ArgumentParser", cls: type) -> None:
                                 help=f"(default: {default})")
             continue
         origin = typing.get_origin(ann)
-        choices = list(typing.get_args(ann)) if origin is typing.Literal else None
+        choices = list(typing.get_args(ann)) if origin is typing.Literal else extra.get(f.name)
         args = [a for a in typing.get_args(ann) if a is not type(None)] if origin in (typing.Union, types.UnionType) else [ann]
         conv = args[0] if args and args[0] in (int, float, str) else str
-        if choices:
+        if choices and origin is typing.Literal:
             conv = type(choices[0])
         parser.add_argument(flag, dest=f.name, type=conv, choices=choices, default=argparse.SUPPRESS,
                             help=f"(default: {default})")

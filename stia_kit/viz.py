@@ -54,10 +54,10 @@ def clip_animation(clip: np.ndarray, title: str = "") -> go.Figure:
     return fig
 
 
-def training_curves(histories: dict[str, list[dict[str, Any]]]) -> go.Figure:
+def training_curves(histories: dict[str, list[dict[str, Any]]], title: str = "") -> go.Figure:
     """Loss and top-1 per epoch for several runs; each history is a list of dicts with ``epoch``, ``split``
     (``"train"``/``"val"``), ``loss`` and ``top1`` (the JSONL lines of :mod:`stia_kit.train`)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "top-1 accuracy"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss (mean per clip)", "top-1 accuracy"))
     for name, history in histories.items():
         for split, dash in (("train", "solid"), ("val", "dot")):
             rows = [h for h in history if h.get("split") == split]
@@ -69,18 +69,45 @@ def training_curves(histories: dict[str, list[dict[str, Any]]]) -> go.Figure:
             fig.add_trace(go.Scatter(x=epochs, y=[h["top1"] for h in rows], name=f"{name} {split}",
                                      line=dict(dash=dash), legendgroup=name, showlegend=False), row=1, col=2)
     fig.update_xaxes(title_text="epoch")
-    fig.update_layout(height=350, width=900)
+    fig.update_layout(title=title or "Loss and top-1 per epoch (solid: training, dotted: validation)",
+                      height=380, width=900)
     return fig
 
 
-def confusion_figure(confusion: np.ndarray | Tensor, classes: Sequence[str], title: str = "") -> go.Figure:
-    """Heat map of a confusion matrix (rows = true class, columns = predicted), row-normalised."""
+def _confusion_trace(confusion: np.ndarray | Tensor, classes: Sequence[str], name: str = "",
+                     showscale: bool = True) -> go.Heatmap:
     cm = np.asarray(confusion.cpu() if isinstance(confusion, Tensor) else confusion, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig = go.Figure(go.Heatmap(z=norm, x=list(classes), y=list(classes), colorscale="Blues", zmin=0, zmax=1,
-                               text=cm.astype(int), texttemplate="%{text}", hovertemplate="true %{y}<br>pred %{x}<br>%{z:.2f}"))
-    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
-                      height=520, width=560)
+    prefix = f"{name}<br>" if name else ""
+    return go.Heatmap(z=norm, x=list(classes), y=list(classes), colorscale="Blues", zmin=0, zmax=1,
+                      showscale=showscale, colorbar=dict(title="fraction<br>of true class"),
+                      customdata=cm.astype(int), text=np.round(norm, 2), texttemplate="%{text:.2f}",
+                      hovertemplate=prefix + "true %{y}<br>predicted %{x}<br>%{z:.2f} of the true class "
+                                    "(%{customdata} clips)<extra></extra>")
+
+
+def confusion_figure(confusion: np.ndarray | Tensor, classes: Sequence[str], title: str = "") -> go.Figure:
+    """Heat map of a confusion matrix (rows = true class, columns = predicted), row-normalised: colour and
+    numbers are the fraction of each true class predicted as each class; hovering shows the clip counts."""
+    fig = go.Figure(_confusion_trace(confusion, classes))
+    fig.update_layout(title=title or "Confusion matrix, row-normalised (fraction of each true class)",
+                      xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed", height=520, width=580)
+    return fig
+
+
+def confusion_grid(matrices: dict[str, np.ndarray | Tensor], classes: Sequence[str], title: str = "",
+                   subtitles: dict[str, str] | None = None) -> go.Figure:
+    """Row-normalised confusion matrices side by side, one panel per entry of ``matrices`` (same encoding as
+    :func:`confusion_figure`); ``subtitles`` replace the panel names (e.g. with the top-1)."""
+    names = list(matrices)
+    subtitles = subtitles or {}
+    fig = make_subplots(rows=1, cols=len(names), horizontal_spacing=0.03,
+                        subplot_titles=[subtitles.get(n, n) for n in names])
+    for i, n in enumerate(names, start=1):
+        fig.add_trace(_confusion_trace(matrices[n], classes, n, showscale=i == 1), row=1, col=i)
+        fig.update_yaxes(autorange="reversed", showticklabels=i == 1, row=1, col=i)
+    fig.update_layout(title=title or "Confusion matrices, row-normalised (fraction of each true class)",
+                      height=440, width=max(620, 340 * len(names)), margin=dict(l=60, r=10, t=80, b=60))
     return fig
 
 

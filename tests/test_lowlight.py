@@ -24,7 +24,7 @@ TINY_LL = dict(synth_clips_per_class=8, synth_frames=8, synth_size=32, num_frame
 def tiny_params(tmp_path_factory: pytest.TempPathFactory) -> ll.LowLightParams:
     """Params pointing at tiny SynthActions clean + dark roots (generated once for this module)."""
     base = tmp_path_factory.mktemp("lowlight")
-    p = ll.LowLightParams(train_root=str(base / "clean"), dark_root=str(base / "dark"), out_dir=str(base / "run"),
+    p = ll.LowLightParams(data_root=str(base / "clean"), dark_root=str(base / "dark"), out_dir=str(base / "run"),
                           **TINY_LL)
     ll.prepare_roots(p, progress=False)
     return p
@@ -87,7 +87,15 @@ def test_runner_pieces_table_shape_and_quality(tiny_params: ll.LowLightParams) -
     p = dataclasses.replace(tiny_params, methods="none,gamma,clahe,zero_dce_pp", enhanced_train="")
     dark_train, dark_test = ll.dark_dataset(p, train=True), ll.dark_dataset(p, train=False)
     frames = ll.curve_train_frames(p, dark_train)
-    assert set(frames.videos) == {path for path, _ in dark_train.samples}  # test clips never used
+    test_paths = {path for path, _ in dark_test.samples}
+    assert test_paths and not set(frames.videos) & test_paths  # the curve models never see a dark test clip
+    drawn: list[Path] = []
+    real_frame = frames._frame
+    frames._frame = lambda path, rng: (drawn.append(path), real_frame(path, rng))[1]  # type: ignore[method-assign]
+    for i in range(24):
+        frames[i]
+    frames._frame = real_frame  # type: ignore[method-assign]
+    assert len(drawn) == 24 and not set(drawn) & test_paths
     curves = ll.train_curves(p, frames)
     assert list(curves) == ["zero_dce_pp"] and len(curves["zero_dce_pp"].history["tv"]) == p.curve_steps
     assert curves["zero_dce_pp"].path.is_file()
@@ -100,8 +108,9 @@ def test_runner_pieces_table_shape_and_quality(tiny_params: ll.LowLightParams) -
     assert quality["gamma"]["brightness"] > quality["none"]["brightness"]
     assert quality["gamma"]["psnr"] > quality["none"]["psnr"]  # gamma undoes most of SynthActions' darkening
 
-    train_set, _ = ll.clean_datasets(p)
-    rec = ll.train_recogniser(p, "clean", train_set, progress=False)
+    clean = ll.clean_datasets(p)
+    rec, clean_test = ll.train_recogniser(p, "clean", clean.train, clean.test, progress=False)
+    assert clean_test.num_samples == len(clean.test)
     results = ll.evaluate_methods(p, rec, dark_test, enhancers)
     table = ll.per_class_table(results, list(dark_test.classes))
     assert table["columns"] == p.method_list
@@ -109,10 +118,12 @@ def test_runner_pieces_table_shape_and_quality(tiny_params: ll.LowLightParams) -
     assert all(len(v) == len(p.method_list) for v in table["rows"].values())
     md = ll.table_markdown(table, paper=True)
     assert "| Drink |" in md and "61.5" in md and "83.2" in md and "paper: before" in md
+    assert "| Jump |" in md and "62.3" in md and "86.5" in md  # every class of the paper's Table 5
 
     # recogniser_run: the same trained model loaded from its run folder gives the same dark-test results
-    loaded = ll.get_recogniser(dataclasses.replace(p, recogniser_run=str(rec.run_dir)), train_set)
+    loaded, loaded_clean = ll.get_recogniser(dataclasses.replace(p, recogniser_run=str(rec.run_dir)), clean)
     assert loaded.fit is None and loaded.classes == rec.classes
+    assert torch.equal(loaded_clean.confusion, clean_test.confusion)
     again = ll.evaluate_methods(p, loaded, dark_test, {"none": None})
     assert torch.equal(again["none"].confusion, results["none"].confusion)
 
@@ -141,7 +152,7 @@ def test_cli_arid_eval_runs_end_to_end(tiny_params: ll.LowLightParams, tmp_path:
                                        capsys: pytest.CaptureFixture[str]) -> None:
     p = tiny_params
     out = tmp_path / "run"
-    args = ["arid-eval", "--train-root", p.train_root, "--dark-root", p.dark_root, "--out-dir", str(out),
+    args = ["arid-eval", "--data-root", p.data_root, "--dark-root", p.dark_root, "--out-dir", str(out),
             "--methods", "none,histeq,zero_dce", "--enhanced-train", "gamma", "--quiet"]
     for k, v in TINY_LL.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
@@ -158,5 +169,15 @@ def test_cli_arid_eval_runs_end_to_end(tiny_params: ll.LowLightParams, tmp_path:
 def test_cli_arid_eval_rejects_bad_parameters() -> None:
     with pytest.raises(SystemExit):
         main(["arid-eval", "--epochs", "many"])
+    with pytest.raises(SystemExit):  # not a registered model: argparse choices come from the registry
+        main(["arid-eval", "--model", "r4d_18"])
+
+
+def test_incompatible_model_fails_when_params_are_made() -> None:
+    """STIN needs T to be a multiple of tau: the parameters fail at construction, before any data work."""
+    with pytest.raises(ValueError, match=r"LowLightParams: model 'stin'.*\[3, 4, 56, 56\]"):
+        ll.LowLightParams(model="stin", num_frames=4)
+    with pytest.raises(ValueError, match="dataset"):
+        ll.LowLightParams(dataset="arid")
     with pytest.raises(ValueError, match="methods"):
         main(["arid-eval", "--methods", "none,sharpen"])

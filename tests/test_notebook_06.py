@@ -26,7 +26,7 @@ def test_notebook_runs_with_tiny_parameters(tmp_path: Path) -> None:
     import papermill as pm
 
     out_dir = tmp_path / "run"
-    params = dict(TINY, train_root=str(tmp_path / "clean"), dark_root=str(tmp_path / "dark"), out_dir=str(out_dir))
+    params = dict(TINY, data_root=str(tmp_path / "clean"), dark_root=str(tmp_path / "dark"), out_dir=str(out_dir))
     pm.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
                         progress_bar=False, cwd=str(tmp_path))
     data = json.loads((out_dir / "lowlight.json").read_text())

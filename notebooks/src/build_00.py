@@ -11,7 +11,7 @@ from stia_kit.experiments.quickstart import QuickstartParams
 
 def notebook_cells() -> list:
     params = parameters_cell(
-        QuickstartParams, "paper_size = True switches to the paper's width (64) and 16 x 112^2 clips (hours on a CPU).")
+        QuickstartParams, 'preset = "paper" switches to the paper\'s width (64) and 16 x 112^2 clips (hours on a CPU).')
     cells = [
         md("""# 00 · Quickstart: does a 3D network see what a frame-level network cannot?
 
@@ -42,22 +42,22 @@ from stia_kit import viz
 pio.renderers.default = "plotly_mimetype+notebook"  # figures stay visible in the saved notebook
 _names_before = snapshot(globals())"""),
         params,
-        code("""P = from_notebook(qs.QuickstartParams, globals(), _names_before)
-P_eff = P.effective()
+        code("""P = from_notebook(qs.QuickstartParams, globals(), _names_before).resolved()  # the preset applied
 out_dir = Path(P.out_dir)
 out_dir.mkdir(parents=True, exist_ok=True)
-P_eff"""),
+P"""),
         md("""## 1. Data
 
 For SynthActions the videos are generated first (about a minute on 2 cores; a no-op when the folder is complete) in
 the official UCF101 layout, then read by the same `UCF101` loader that reads the real dataset."""),
-        code("""train_set, test_set = qs.prepare_data(P)
-classes = list(train_set.classes)
+        code("""splits = qs.prepare_data(P)
+train_set, test_set = splits.train, splits.test
+classes = splits.classes
 print(f"{len(train_set)} training clips, {len(test_set)} test clips, {len(classes)} classes: {classes}")
 print("clip tensor [C, T, H, W]:", tuple(train_set[0]["video"].shape))"""),
         md("""One test clip per class (frames evenly spaced over the clip, after the test transform). Look at the
 pairs: a single frame of *walk* and *run*, or the set of frames of *sit* and *stand*, look alike."""),
-        code("""cfg = qs.data_config(P)
+        code("""cfg = train_set.config
 first = {}
 for i, (_, label) in enumerate(test_set.samples):
     first.setdefault(label, i)
@@ -71,24 +71,26 @@ viz.clip_animation(clips[0], title=f"{classes[sorted(first)[0]]} (press play)").
 `stia_kit.train.fit` does the work: AdamW with warm-up + cosine, checkpoints every epoch (atomic, and the
 run resumes from `last.pt` if it was interrupted), metrics appended to `metrics.jsonl`."""),
         code("""runs = {}
-runs[P.model] = qs.train_model(P.model, P, train_set, test_set)
+runs[P.model] = qs.train_model(P.model, P, splits)
 r = runs[P.model]
 print(f"{P.model}: {r.num_params:,} parameters, test top-1 {r.test.top1:.3f}, {r.seconds:.0f} s")"""),
         md("""## 3. Train the frame-level baseline
 
 Same data, same recipe, same ResNet-18, but no temporal kernels."""),
         code("""if P.baseline:
-    runs[P.baseline] = qs.train_model(P.baseline, P, train_set, test_set)
+    runs[P.baseline] = qs.train_model(P.baseline, P, splits)
     r = runs[P.baseline]
     print(f"{P.baseline}: {r.num_params:,} parameters, test top-1 {r.test.top1:.3f}, {r.seconds:.0f} s")"""),
         md("""## 4. Results
 
-Loss and accuracy per epoch (solid: training, dotted: test), then the confusion matrices."""),
-        code("""fig = viz.training_curves({name: qs.flat_history(r.fit) for name, r in runs.items()})
+Training loss and accuracy per epoch (dotted: the validation split, held out of the training groups when
+`val_fraction > 0`; the test split is used only once, at the end), then the test confusion matrices."""),
+        code("""fig = viz.training_curves({name: qs.flat_history(r.fit) for name, r in runs.items()},
+                          title="Training curves per epoch: cross-entropy loss and top-1 accuracy")
 viz.save_html(fig, out_dir / "curves.html")
 fig.show()
 for name, r in runs.items():
-    fig = viz.confusion_figure(r.test.confusion, classes, title=f"{name}: test confusion (row-normalised)")
+    fig = viz.confusion_figure(r.test.confusion, classes, title=f"{name}: test confusion, row-normalised (fraction of each true class)")
     viz.save_html(fig, out_dir / f"confusion_{name}.html")
     fig.show()"""),
         code("""chance = 1 / len(classes)

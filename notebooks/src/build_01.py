@@ -14,8 +14,8 @@ We build the dual-pathway spatiotemporal interaction network (STIN) of Tian Wei,
 recognition method based on spatiotemporal information interaction"*, step by step:
 
 1. how the **sparse** and **dense** pathways sample the same video (Table 1, "sampling"),
-2. the **3D efficient channel attention** (ECA, eq. 3-6) and its adaptive kernel size,
-3. the **axial 3D self-attention** (eq. 1-2), one direction at a time,
+2. the **3D efficient channel attention** (ECA, Eq. (3)-(6)) and its adaptive kernel size,
+3. the **axial 3D self-attention** (Eq. (1)-(2)), one direction at a time,
 4. the **lateral connections** that move dense information into the sparse pathway, side by side,
 5. the **Table-3 ablation** (dense only / sparse only / both / both + CDAI) trained on SynthActions,
 6. **FLOPs per pathway** (the paper: the dense pathway is about 20 % of the total).
@@ -39,7 +39,7 @@ _names_before = snapshot(globals())"""),
         'Defaults = the teaching config; preset = "paper" switches to the paper\'s sizes and training recipe '
         "(days on a CPU)."),
     code("""P = from_notebook(dp.DualPathwayParams, globals(), _names_before)  # raises on unknown names / wrong types
-E = P.effective()
+E = P.resolved()  # the preset applied
 cfg = P.model_config()
 print(P)
 print(cfg)"""),
@@ -49,7 +49,8 @@ The model takes one raw clip `[B, 3, T, H, W]` and samples both pathways itself:
 every `tau`-th frame, the dense pathway every `tau/alpha`-th frame (paper: `T = 64`, `tau = 16`,
 `alpha = 8`: 4 and 32 frames). Below: the frames each pathway sees of one SynthActions test clip."""),
     code("""torch.manual_seed(P.seed)
-train_set, test_set = dp.prepare_data(P, progress=False)
+splits = dp.prepare_data(P, progress=False)
+train_set, test_set = splits.train, splits.test
 sample = test_set[0]
 clip = sample["video"]                       # [C, T, H, W], normalised
 print("classes:", train_set.classes)
@@ -77,16 +78,17 @@ axes[0, 0].text(-0.5, 0.5, "sparse", transform=axes[0, 0].transAxes, ha="right")
 axes[1, 0].text(-0.5, 0.5, "dense", transform=axes[1, 0].transAxes, ha="right")
 fig.suptitle("frames seen by each pathway (numbers = frame index in the clip)")
 display(fig); plt.close(fig)"""),
-    md("""## 2 · 3D efficient channel attention (eq. 3-6)
+    md("""## 2 · 3D efficient channel attention (Eq. (3)-(6))
 
-Global average pooling over `T, H, W`, a 1D convolution across channels with the *adaptive odd kernel*
-`k = |log2(C)/gamma + b/gamma|_odd` (gamma = 2, b = 1), a sigmoid, and `sigma(.) * I + I`. The kernel grows
-slowly with the channel count:"""),
+Global average pooling over `T, H, W` (Eq. (5)), a 1D convolution across channels with the *adaptive
+kernel* of Eq. (4), `k = psi(C) = |log2(C)/gamma + b/gamma|_odd` (the nearest odd number, gamma = 2, b = 1;
+Eq. (3) is the channel mapping `C = phi(k)` it inverts), a sigmoid, and `sigma(.) * I + I` (Eq. (6)). The
+kernel grows slowly with the channel count:"""),
     code("""table = dp.eca_kernel_table()
 print(f"{'C':>6s} {'log2(C)/2 + 1/2':>16s} {'k':>3s}")
 for r in table:
     print(f"{r['C']:6d} {r['log2(C)/gamma + b/gamma']:16.2f} {r['k']:3d}")"""),
-    md("""## 3 · Axial 3D self-attention, one direction at a time (eq. 1-2)
+    md("""## 3 · Axial 3D self-attention, one direction at a time (Eq. (1)-(2))
 
 In the sparse -> dense direction of CDAI the sparse map is projected to the dense channels by a `1x1x1`
 conv and attends along **W**, then **H**, then **T** (each with its own `1x1` Q/K/V), summed with the input;
@@ -145,7 +147,7 @@ plt.tight_layout(); display(fig); plt.close(fig)"""),
 
 Counted with `torch.utils.flop_counter` on the meta device (no computation), FLOPs = 2 x multiply-adds.
 At the paper's size the dense pathway should be about 20 % of the total."""),
-    code("""paper_cfg = dp.PRESETS["paper"].model_config()
+    code("""paper_cfg = dp.DualPathwayParams(preset="paper").model_config()
 for label, c, size in [("paper 64x224^2, both + CDAI", paper_cfg, 224),
                        ("paper 64x224^2, both (SlowFast)", table3_configs(paper_cfg)["both"], 224),
                        (f"this run {cfg.num_frames}x{E.crop_size}^2, both + CDAI", cfg, E.crop_size)]:
@@ -154,4 +156,11 @@ for label, c, size in [("paper 64x224^2, both + CDAI", paper_cfg, 224),
           f"laterals {g['laterals']:5.2f} | dense share of pathways {100 * g['dense_share_of_pathways']:.1f} %")"""),
 ]
 
-write_notebook(cells, "01_dual_pathway_cdai.ipynb")
+
+def notebook_cells() -> list:
+    """The notebook's cells (what tests/test_notebooks_built.py compares with the committed notebook)."""
+    return list(cells)
+
+
+if __name__ == "__main__":
+    write_notebook(notebook_cells(), "01_dual_pathway_cdai.ipynb")

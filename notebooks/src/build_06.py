@@ -11,7 +11,8 @@ from stia_kit.experiments.lowlight import LowLightParams
 
 def notebook_cells() -> list:
     params = parameters_cell(
-        LowLightParams, "Real data: train_dataset='hmdb51', train_root=<HMDB51 root>, dark_root=<ARID root>.")
+        LowLightParams, "Real data: dataset='hmdb51', data_root=<HMDB51 root>, dark_root=<ARID root>.",
+        'preset = "paper": STIN at Table 1 sizes with the paper\'s recipe as the recogniser (days on a CPU).')
     cells = [
         md("""# 06 · Action recognition in the dark: curve-estimation enhancement before/after (ARID)
 
@@ -31,7 +32,7 @@ Here we run the same experiment with the public, documented member of that famil
    (enhancement applied to the decoded frames, before normalisation): the table in the shape of Table 5;
 6. a recogniser trained on *enhanced dark* clips (the ARID authors' second setting).
 
-With `train_dataset="hmdb51"`, `train_root=...`, `dark_root=<ARID>` the same cells run on the real data;
+With `dataset="hmdb51"`, `data_root=...`, `dark_root=<ARID>` the same cells run on the real data;
 ARID's 11 classes are scored against the matching HMDB51 classes (arg-max over those 11 only)."""),
         code("""import dataclasses, json, math
 from pathlib import Path
@@ -46,13 +47,12 @@ from stia_kit.params import from_notebook, snapshot
 from stia_kit.experiments import lowlight as ll
 from stia_kit.data import read_frames, num_frames as video_num_frames
 from stia_kit.enhance import le_curve
-from stia_kit.train import evaluate
 from stia_kit import viz
 
 pio.renderers.default = "plotly_mimetype+notebook"  # figures stay visible in the saved notebook
 _names_before = snapshot(globals())"""),
         params,
-        code("""P = from_notebook(ll.LowLightParams, globals(), _names_before)
+        code("""P = from_notebook(ll.LowLightParams, globals(), _names_before).resolved()  # the preset applied
 out_dir = Path(P.out_dir)
 out_dir.mkdir(parents=True, exist_ok=True)
 P"""),
@@ -62,7 +62,8 @@ SynthActions is generated twice with the same seed (a no-op when the folders are
 UCF101 layout for training the recogniser, dark in the ARID layout (read by the ARID loader, like the real
 dataset). The curve networks are trained on frames of the dark *training* split only."""),
         code("""ll.prepare_roots(P)
-train_set, test_set = ll.clean_datasets(P)
+clean = ll.clean_datasets(P)
+train_set, test_set = clean.train, clean.test
 dark_train, dark_test = ll.dark_dataset(P, train=True), ll.dark_dataset(P, train=False)
 classes = list(dark_test.classes)
 mapping = ll.class_mapping(classes, list(train_set.classes), P.class_map)
@@ -196,8 +197,7 @@ display(Markdown(ll.quality_markdown(quality)))"""),
 R3D-18 (small width by default) trained on the clean clips. Its accuracy on the clean test split is the
 ceiling; then the same model on the dark test split, with each enhancement inserted as the first transform
 after decoding."""),
-        code("""recogniser = ll.get_recogniser(P, train_set)  # trained here, or loaded from P.recogniser_run
-clean_test = evaluate(recogniser.model, test_set, batch_size=P.batch_size, num_workers=P.num_workers)
+        code("""recogniser, clean_test = ll.get_recogniser(P, clean)  # trained here, or loaded from P.recogniser_run
 origin = (f"loaded from {recogniser.run_dir}" if recogniser.fit is None
           else f"{recogniser.fit.epochs_completed} epochs in {recogniser.seconds:.0f} s")
 print(f"{recogniser.name}: {origin}; "
@@ -207,12 +207,12 @@ table = ll.per_class_table(dark, classes)"""),
         md("""### The table in the shape of the paper's Table 5
 
 Per-class accuracy (%) on the dark test clips, columns = enhancement method, last row = mean of the class
-accuracies. The last two columns are **the paper's numbers** (HMDB51 -> real ARID, MDIFE-Net), quoted only
-for the classes issue 4 gives; they are a different recogniser, dataset and enhancer, so compare the
-*direction and size of the change*, not the values."""),
+accuracies. The last two columns are **the paper's Table 5** (HMDB51-trained STIN -> 12 real outdoor ARID
+clips per class, MDIFE-Net), quoted, not measured here; they are a different recogniser, dataset and
+enhancer, so compare the *direction and size of the change*, not the values."""),
         code("""display(Markdown(ll.table_markdown(table, paper=True)))
 print("clip-level top-1 (%):", {m: round(v, 1) for m, v in table["top1"].items()})"""),
-        code("""fig = ll.confusion_grid(dark, classes, "Trained on clean, tested on dark: confusion matrices (row-normalised)")
+        code("""fig = ll.confusion_grid(dark, classes, "Trained on clean, tested on dark")
 viz.save_html(fig, out_dir / "confusion_dark.html")
 fig.show()"""),
         md("""## 6. Trained on enhanced dark data

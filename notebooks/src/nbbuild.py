@@ -19,9 +19,13 @@ def parameters_cell(cls: type, *notes: str) -> nbf.NotebookNode:
 
 
 def write_notebook(cells: list[nbf.NotebookNode], name: str) -> Path:
-    """Validate ``cells`` as a python3 notebook and write it to ``notebooks/<name>``."""
+    """Validate ``cells`` and write them to ``notebooks/<name>``, declaring the ``stia-kit`` kernel.
+
+    ``bash bootstrap.sh setup`` registers that kernel (display name "Python (STIA-Kit)") inside ``.venv``, so
+    JupyterLab opens the notebook on the interpreter that has ``stia_kit``, not on a generic ``python3``.
+    """
     nb = nbf.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "stia-kit", "display_name": "Python (STIA-Kit)", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     nbf.validate(nb)
     out = Path(__file__).resolve().parents[1] / name

@@ -1,11 +1,11 @@
 """The ARID before/after-enhancement experiment (notebook 06, ``stia arid-eval``).
 
-The paper behind issue 4 (dual-pathway paper, section 2.3.5, Table 5) trains a recogniser on HMDB51, tests
-it on 11 ARID classes of dark videos, and reports per-class accuracy before and after a curve-estimation
-enhancement network (average 60.3 % -> 83.2 %). This module runs the same experiment with the public
+The dual-pathway paper (STIN + CDAI, section 2.3.5, Table 5) trains its recogniser on HMDB51, tests it on
+11 ARID classes of dark videos, and reports per-class accuracy before and after a curve-estimation
+enhancement network (MDIFE-Net; average 60.3 % -> 83.2 %). This module runs the same experiment with the public
 member of that family (Zero-DCE / Zero-DCE++) and classical baselines:
 
-1. data: SynthActions clean (UCF101 layout, ``train_root``) and SynthActions-dark (ARID layout,
+1. data: SynthActions clean (UCF101 layout, ``data_root``) and SynthActions-dark (ARID layout,
    ``dark_root``, same seed, so the dark clips are darkened versions of the clean ones and the clean ground
    truth sits under ``dark_root/clean/``); or a real HMDB51/UCF101 root and a real ARID root;
 2. a recogniser trained on clean data;
@@ -25,24 +25,23 @@ Everything here is library code; the notebook and the CLI only call it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..data import DataConfig, VideoDataset, build_dataset, read_frames
+from ..data import VideoDataset, read_frames
 from ..data import num_frames as video_num_frames
 from ..enhance import (
     CurveEnhancer,
     DarkFrameDataset,
     EnhanceTrainConfig,
+    ENHANCERS,
     EnhanceTransform,
     Enhancer,
     ZeroDCE,
@@ -54,53 +53,47 @@ from ..enhance import (
     ssim,
     train_curve_model,
 )
-from ..synth import SynthConfig, generate_synth_actions
-from ..train import EvalResult, FitResult, TrainConfig, evaluate, fit
-from .quickstart import load_run, new_run
+from ..fileio import write_json_atomic
+from ..models import list_models
+from ..train import EvalResult, FitResult, evaluate
+from ..synth import generate_synth_actions
+from .common import (DataFields, DataSplits, PresetFields, RecipeFields, RunFields, SynthFields, check_model_input,
+                     clip_shape, open_split, synth_config, train_and_test)
+from .dual_pathway import STIN_PAPER
+from .quickstart import model_kwargs
+from .runs import load_run
 
 #: Every enhancement method the experiment knows, in table order ("none" = the dark input as is).
-METHODS: tuple[str, ...] = ("none", "gamma", "histeq", "clahe", "zero_dce", "zero_dce_pp")
+METHODS: tuple[str, ...] = ("none", *(m for m in ENHANCERS.names() if m != "none"))  # the enhancer registry
 CURVE_METHODS: tuple[str, ...] = ("zero_dce", "zero_dce_pp")
 CLEAN_ROW = "clean (ground truth)"  # the reference row of the enhancement-quality table
 
-#: The paper's Table 5 numbers quoted in issue 4 (accuracy in %, (before, after) enhancement). Only these
-#: are public in the issue; the other classes of the paper's table are not reproduced here.
+#: The paper's Table 5 (section 2.3.5): ARID accuracy in %, (before, after) enhancement, all 11 classes and
+#: the average, quoted for comparison only (HMDB51-trained STIN on 12 outdoor clips per class).
 PAPER_TABLE5: dict[str, tuple[float, float]] = {
-    "drink": (61.5, 84.3),
-    "pour": (35.6, 63.6),
-    "walk": (89.6, 99.5),
-    "average": (60.3, 83.2),
+    "drink": (61.5, 84.3), "jump": (62.3, 86.5), "pick": (45.1, 79.8), "pour": (35.6, 63.6),
+    "push": (42.3, 76.9), "run": (87.6, 98.6), "sit": (35.1, 62.1), "stand": (41.9, 75.3),
+    "turn": (75.3, 91.2), "walk": (89.6, 99.5), "wave": (87.2, 97.5), "average": (60.3, 83.2),
 }
 
 
 # ---------------------------------------------------------------------------------------------- parameters
 @dataclass(frozen=True)
-class LowLightParams:
-    """Flat parameters of the ARID experiment (the papermill parameters of notebook 06 and `stia arid-eval`)."""
+class LowLightParams(RunFields, RecipeFields, SynthFields, DataFields, PresetFields):
+    """Flat parameters of the ARID experiment (the papermill parameters of notebook 06 and `stia arid-eval`).
 
-    train_dataset: Literal["synth", "ucf101", "hmdb51"] = "synth"  # recogniser training data (synth = SynthActions clean)
-    train_root: str = "data/synth_clean"  # dataset root of train_dataset, or where SynthActions clean is generated
+    ``dataset`` / ``data_root`` are the recogniser's (clean) training data; ``dark_root`` the ARID-layout
+    dark data. ``preset="paper"``: STIN at Table 1's sizes with the paper's recipe (section 2.3) as the
+    recogniser, and the official Zero-DCE learning rate.
+    """
+
+    data_root: str = "data/synth_clean"  # recogniser training data root, or where SynthActions clean is generated
+    out_dir: str = "runs/lowlight"  # run folder (checkpoints, curve weights, results JSON, HTML figures)
     dark_root: str = "data/synth_dark"  # ARID root, or where SynthActions-dark (ARID layout) is generated
     class_map: str = ""  # "AridClass:recogniserClass,..."; "" = match class names case-insensitively
-    split: int = 1  # official split 1..3 (both datasets)
-    missing: Literal["raise", "skip"] = "raise"  # files listed in a split but not on disk
-    on_error: Literal["raise", "skip"] = "skip"  # unreadable videos: fail, or substitute and report
     recogniser_run: str = ""  # run folder from `stia train` / the quickstart to evaluate instead of training ("" = train)
     model: str = "r3d_18"  # recogniser (registry name)
     width: int = 16  # channels of the recogniser's first stage (paper ResNets: 64)
-    num_frames: int = 8  # frames per clip T
-    stride: int = 4  # temporal stride between sampled frames
-    short_side: int = 64  # resize the short side to this
-    crop_size: int = 56  # square crop fed to the recogniser
-    synth_clips_per_class: int = 48  # SynthActions: clips per class (24 was too few for R3D-18 to learn)
-    synth_frames: int = 32  # SynthActions: frames per video
-    synth_size: int = 64  # SynthActions: frame size (also the enhancement-quality resolution)
-    synth_seed: int = 0  # SynthActions: generation seed (same for clean and dark)
-    epochs: int = 25  # recogniser training epochs
-    batch_size: int = 8  # clips per batch
-    lr: float = 0.001  # recogniser peak learning rate (AdamW, warm-up + cosine; 2e-3/3e-3 collapsed in quickstart runs)
-    weight_decay: float = 0.0001  # recogniser weight decay
-    warmup_epochs: float = 1.0  # linear warm-up epochs
     methods: str = "none,gamma,histeq,clahe,zero_dce,zero_dce_pp"  # comma list of methods evaluated
     gamma: float = 0.4  # gamma-correction exponent (< 1 brightens)
     clahe_clip_limit: float = 2.0  # CLAHE clip limit
@@ -109,42 +102,41 @@ class LowLightParams:
     curve_crop: int = 64  # square crop of the dark training frames
     curve_lr: float = 0.001  # curve-model Adam lr (official 1e-4 over ~100 epochs; higher for a short run)
     temporal_smoothing: float = 0.0  # curve EMA over frames in [0, 1) (0 = independent frames)
-    quality_clips: int = 32  # dark test clips scored for PSNR/SSIM/brightness/flicker (0 = all; all 176 took ~22 min)
+    quality_clips: int = 32  # dark test clips scored for PSNR/SSIM/brightness/flicker (0 = all)
     enhanced_train: str = "zero_dce_pp"  # comma list of methods to train a recogniser on enhanced dark data ("" = skip)
-    seed: int = 0  # seed of recogniser and curve training
-    device: str = "auto"  # "auto" (CUDA if present), "cpu", "cuda"
-    num_workers: int = 0  # DataLoader workers
-    out_dir: str = "runs/lowlight"  # run folder (checkpoints, curve weights, results JSON, HTML figures)
 
-    def __post_init__(self) -> None:
-        if self.split not in (1, 2, 3):
-            raise ValueError(f"LowLightParams.split must be 1, 2 or 3, got {self.split}")
-        for name in ("width", "num_frames", "stride", "epochs", "batch_size", "synth_clips_per_class",
-                     "synth_frames", "curve_steps", "curve_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"LowLightParams.{name} must be >= 1, got {getattr(self, name)}")
-        if self.crop_size > self.short_side:
-            raise ValueError(f"LowLightParams.crop_size ({self.crop_size}) exceeds short_side ({self.short_side})")
+    PAPER: ClassVar[Mapping[str, Any]] = {
+        "model": "stin", **{k: v for k, v in STIN_PAPER.items() if k in ("width", "num_frames", "stride", "short_side",
+                                                                          "crop_size", "epochs", "batch_size", "optimizer",
+                                                                          "lr", "momentum", "weight_decay", "warmup_epochs")},
+        "curve_lr": 1e-4}
+
+    def _check(self) -> None:
+        if self.dataset == "arid":
+            self._fail("dataset", "is the recogniser's training data: 'synth', 'ucf101' or 'hmdb51' (dark_root is the ARID data)")
+        self._at_least(1, "width", "curve_steps", "curve_batch_size")
         if self.curve_crop < 16:
-            raise ValueError(f"LowLightParams.curve_crop must be >= 16, got {self.curve_crop}")
-        if self.train_dataset == "synth" and self.curve_crop > self.synth_size:
-            raise ValueError(f"LowLightParams.curve_crop ({self.curve_crop}) exceeds synth_size ({self.synth_size})")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"LowLightParams.warmup_epochs must be in [0, epochs={self.epochs}), got {self.warmup_epochs}")
-        for name in ("lr", "curve_lr", "gamma", "clahe_clip_limit"):
+            self._fail("curve_crop", "must be >= 16")
+        if self.dataset == "synth" and self.curve_crop > self.synth_size:
+            self._fail("curve_crop", f"must not exceed synth_size={self.synth_size}")
+        for name in ("curve_lr", "gamma", "clahe_clip_limit"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"LowLightParams.{name} must be > 0, got {getattr(self, name)}")
+                self._fail(name, "must be > 0")
         if not 0.0 <= self.temporal_smoothing < 1.0:
-            raise ValueError(f"LowLightParams.temporal_smoothing must be in [0, 1), got {self.temporal_smoothing}")
-        if self.quality_clips < 0:
-            raise ValueError(f"LowLightParams.quality_clips must be >= 0, got {self.quality_clips}")
+            self._fail("temporal_smoothing", "must be in [0, 1)")
+        self._at_least(0, "quality_clips")
         if not self.method_list:
-            raise ValueError("LowLightParams.methods must name at least one method")
+            self._fail("methods", "must name at least one method")
         for name, methods in (("methods", self.method_list), ("enhanced_train", self.enhanced_train_list)):
             bad = [m for m in methods if m not in METHODS]
             if bad:
-                raise ValueError(f"LowLightParams.{name}: unknown method(s) {bad}; choose from {list(METHODS)}")
+                self._fail(name, f"names unknown method(s) {bad}; choose from {list(METHODS)}")
         parse_class_map(self.class_map)  # raises on a malformed map
+        if self.model not in list_models():
+            self._fail("model", f"must be a registered model ({', '.join(list_models())})")
+        p = self.resolved()
+        check_model_input(type(self).__name__, p.model, model_kwargs(p.model, p.width), preset=p.preset,
+                          clip=clip_shape(p))
 
     @property
     def method_list(self) -> list[str]:
@@ -180,39 +172,23 @@ def parse_class_map(text: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- data
-def data_config(p: LowLightParams) -> DataConfig:
-    """Clip sampling / transforms of the recogniser (one centre view at test time)."""
-    return DataConfig(num_frames=p.num_frames, stride=p.stride, short_side=p.short_side, crop_size=p.crop_size)
-
-
-def synth_configs(p: LowLightParams) -> tuple[SynthConfig, SynthConfig]:
-    """(clean, dark) SynthActions configs: same seed, so the dark clips are darkened copies of the clean ones."""
-    common = dict(clips_per_class=p.synth_clips_per_class, num_frames=p.synth_frames, size=p.synth_size,
-                  seed=p.synth_seed)
-    return SynthConfig(**common), SynthConfig(**common, lowlight=True, layouts=("arid",))
-
-
 def prepare_roots(p: LowLightParams, *, progress: bool = True) -> None:
-    """Generate SynthActions clean and dark when ``train_dataset == "synth"`` (a no-op when complete)."""
-    if p.train_dataset != "synth":
+    """Generate SynthActions clean and dark when ``dataset == "synth"`` (a no-op when complete). Same seed, so
+    the dark clips are darkened copies of the clean ones (their ground truth under ``dark_root/clean/``)."""
+    if p.dataset != "synth":
         return
-    clean, dark = synth_configs(p)
-    generate_synth_actions(p.train_root, clean, progress=progress)
-    generate_synth_actions(p.dark_root, dark, progress=progress)
+    generate_synth_actions(p.data_root, synth_config(p), progress=progress)
+    generate_synth_actions(p.dark_root, synth_config(p, lowlight=True, layouts=("arid",)), progress=progress)
 
 
-def clean_datasets(p: LowLightParams) -> tuple[VideoDataset, VideoDataset]:
-    """(train, test) sets of the recogniser's training data (SynthActions clean is in the UCF101 layout)."""
-    name = "ucf101" if p.train_dataset == "synth" else p.train_dataset
-    common: dict[str, Any] = dict(split=p.split, config=data_config(p), missing=p.missing, on_error=p.on_error,
-                                  seed=p.seed)
-    return build_dataset(name, p.train_root, train=True, **common), build_dataset(name, p.train_root, train=False, **common)
+def clean_datasets(p: LowLightParams) -> DataSplits:
+    """The recogniser's training data: (train, test) of ``dataset`` at ``data_root`` (no validation split)."""
+    return DataSplits(open_split(p, train=True), None, open_split(p, train=False))
 
 
 def dark_dataset(p: LowLightParams, *, train: bool) -> VideoDataset:
     """The dark data in the ARID layout (SynthActions-dark or real ARID) through the ARID loader."""
-    return build_dataset("arid", p.dark_root, split=p.split, train=train, config=data_config(p), missing=p.missing,
-                         on_error=p.on_error, seed=p.seed)
+    return open_split(p, train=train, dataset="arid", root=p.dark_root)
 
 
 def class_mapping(dark_classes: list[str], recogniser_classes: list[str], class_map: str = "") -> list[int]:
@@ -282,8 +258,13 @@ class EnhanceClip:
         return f"EnhanceClip({type(self.transform.enhancer).__name__})"
 
 
-def with_enhancement(dataset: VideoDataset, enhancer: Enhancer | None, label: str = "") -> VideoDataset:
+def with_enhancement(dataset: VideoDataset, enhancer: Enhancer | None, label: str = "", *,
+                     cache_frames: bool = False) -> VideoDataset:
     """A copy of `dataset` whose clips are enhanced right after decoding, before resize/crop/normalise.
+
+    ``cache_frames`` (for a dataset read every epoch): enhance every frame of a video once and keep the
+    result in the frame cache (``with_clip_transform(per_frame=True)``); only for enhancers that treat each
+    frame alone (no temporal smoothing), so the cached frames are the ones the step would produce.
 
     Uses ``VideoDataset.with_clip_transform``: ``EnhanceClip`` runs before the steps of the dataset's
     ``DataConfig`` (``train_transform()`` / ``test_transform()``). The decoded frames
@@ -296,7 +277,9 @@ def with_enhancement(dataset: VideoDataset, enhancer: Enhancer | None, label: st
         return dataset
     if not isinstance(dataset, VideoDataset):
         raise TypeError(f"with_enhancement needs a VideoDataset, got {type(dataset).__name__}")
-    return dataset.with_clip_transform(EnhanceClip(enhancer), name=f"{dataset.name}+{label or type(enhancer).__name__}")
+    per_frame = cache_frames and not getattr(enhancer, "temporal_smoothing", 0.0)
+    return dataset.with_clip_transform(EnhanceClip(enhancer), name=f"{dataset.name}+{label or type(enhancer).__name__}",
+                                       per_frame=per_frame)
 
 
 # ---------------------------------------------------------------------------------------------- curve models
@@ -319,21 +302,24 @@ def curve_train_frames(p: LowLightParams, dark_train: VideoDataset, samples_per_
 
 
 def train_curves(p: LowLightParams, frames: DarkFrameDataset, *, names: list[str] | None = None,
-                 log_every: int = 0) -> dict[str, CurveRun]:
-    """Train each curve model of ``p.curve_list`` (or `names`) zero-reference; weights -> out_dir/curves/.
+                 progress: bool = True) -> dict[str, CurveRun]:
+    """Train each curve model of ``p.curve_list`` (or `names`) zero-reference through the training engine;
+    weights -> ``out_dir/curves/<name>.pt``.
 
-    Resumable: ``out_dir/curves/<name>.ckpt`` holds the training state and is continued when present.
+    Resumable: ``out_dir/curves/<name>/`` is the engine's run folder (``last.pt``, ``metrics.jsonl``), saved
+    about every fifth of the steps and continued when present.
     """
     runs: dict[str, CurveRun] = {}
     for name in names if names is not None else p.curve_list:
         torch.manual_seed(p.seed)
         model = ZeroDCE() if name == "zero_dce" else ZeroDCEPP()
         folder = Path(p.out_dir) / "curves"
+        every = max(d for d in range(1, p.curve_steps + 1) if p.curve_steps % d == 0 and d <= max(1, p.curve_steps // 5))
         cfg = EnhanceTrainConfig(steps=p.curve_steps, batch_size=p.curve_batch_size, lr=p.curve_lr, seed=p.seed,
-                                 device=p.device, num_workers=p.num_workers, log_every=log_every,
-                                 checkpoint_path=str(folder / f"{name}.ckpt"), checkpoint_every=max(1, p.curve_steps))
+                                 device=p.device, num_workers=p.num_workers, log_every=10 if progress else 0,
+                                 out_dir=str(folder / name), checkpoint_every=every)
         start = time.perf_counter()
-        history = train_curve_model(model, frames, cfg)
+        history = train_curve_model(model, frames, cfg, progress=progress)
         weights = folder / f"{name}.pt"
         torch.save(model.state_dict(), weights)
         runs[name] = CurveRun(name, model.eval(), history, time.perf_counter() - start, weights)
@@ -373,30 +359,27 @@ class RecogniserRun:
     run_dir: Path
 
 
-def train_config(p: LowLightParams, run_dir: Path) -> TrainConfig:
-    """AdamW + warm-up + cosine; validation only after the last epoch (saves time on a CPU)."""
-    return TrainConfig(epochs=p.epochs, batch_size=p.batch_size, optimizer="adamw", lr=p.lr,
-                       weight_decay=p.weight_decay, warmup_epochs=p.warmup_epochs, schedule="cosine",
-                       num_workers=p.num_workers, seed=p.seed, device=p.device, out_dir=str(run_dir),
-                       eval_every=p.epochs)
+def train_recogniser(p: LowLightParams, name: str, train_set: VideoDataset, test_set: VideoDataset,
+                     *, progress: bool = True) -> tuple[RecogniserRun, EvalResult]:
+    """Train ``p.model`` on `train_set` into ``out_dir/<name>`` (resumes an interrupted run) and test it on
+    `test_set` (the shared :func:`~stia_kit.experiments.common.train_and_test` step)."""
+    p = p.resolved()
+    run = train_and_test(p, name, p.model, model_kwargs(p.model, p.width), DataSplits(train_set, None, test_set),
+                         progress=progress)
+    assert run.model is not None
+    return RecogniserRun(name, run.model.eval(), run.fit, run.seconds, list(train_set.classes), run.run_dir), run.test
 
 
-def train_recogniser(p: LowLightParams, name: str, train_set: VideoDataset, val_set: VideoDataset | None = None,
-                     *, progress: bool = True) -> RecogniserRun:
-    """Train ``p.model`` on `train_set` into ``out_dir/<name>`` (resumes from its last.pt when interrupted)."""
-    run_dir = Path(p.out_dir) / name
-    model = new_run(run_dir, p.model, list(train_set.classes), p.width, p, seed=p.seed)
-    start = time.perf_counter()
-    result = fit(model, train_set, val_set, train_config(p, run_dir), progress=progress)
-    return RecogniserRun(name, model.eval(), result, time.perf_counter() - start, list(train_set.classes), run_dir)
-
-
-def get_recogniser(p: LowLightParams, train_set: VideoDataset, *, progress: bool = True) -> RecogniserRun:
-    """The recogniser of the experiment: loaded from ``p.recogniser_run`` when given, else trained on clean data."""
+def get_recogniser(p: LowLightParams, splits: DataSplits, *, progress: bool = True) -> tuple[RecogniserRun, EvalResult]:
+    """The recogniser of the experiment and its score on the clean test split: loaded from
+    ``p.recogniser_run`` when given, else trained on the clean training split."""
     if not p.recogniser_run:
-        return train_recogniser(p, "clean", train_set, progress=progress)
+        return train_recogniser(p, "clean", splits.train, splits.test, progress=progress)
     model, info = load_run(p.recogniser_run)
-    return RecogniserRun(info["model"], model.eval(), None, 0.0, list(info["classes"]), Path(p.recogniser_run))
+    run = RecogniserRun(info["model"], model, None, 0.0, list(info["classes"]), Path(p.recogniser_run))
+    test = evaluate(model, splits.test, batch_size=p.batch_size, num_classes=len(run.classes),
+                    class_names=run.classes, num_workers=p.num_workers, progress=progress)
+    return run, test
 
 
 def evaluate_methods(p: LowLightParams, recogniser: RecogniserRun, dark_test: VideoDataset,
@@ -432,8 +415,8 @@ def per_class_table(results: dict[str, EvalResult], classes: list[str]) -> dict[
 
 
 def table_markdown(table: dict[str, Any], *, paper: bool = False, paper_after: str = "") -> str:
-    """A markdown rendering of :func:`per_class_table`; with `paper`, the issue's Table 5 numbers as two
-    extra columns (labelled as the paper's; '' for classes the issue does not quote)."""
+    """A markdown rendering of :func:`per_class_table`; with `paper`, the paper's Table 5 numbers as two
+    extra columns labelled as the paper's (quoted, not measured here; '' for a class the paper does not list)."""
     cols = list(table["columns"])
     header = ["class", *cols] + (["paper: before", "paper: after"] if paper else [])
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
@@ -559,47 +542,23 @@ class LowLightResult:
         }
 
 
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
-def write_results(result: LowLightResult, path: str | os.PathLike[str] | None = None) -> Path:
+def write_results(result: LowLightResult, path: str | Path | None = None) -> Path:
     """Write ``result.summary()`` as JSON (atomically; nan -> null, inf -> "inf"); default out_dir/lowlight.json."""
-    path = Path(path) if path is not None else Path(result.params.out_dir) / "lowlight.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_json_safe(result.summary()), indent=2))
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(Path(path) if path is not None else Path(result.params.out_dir) / "lowlight.json",
+                             result.summary())
 
 
 def confusion_grid(results: dict[str, EvalResult], classes: list[str], title: str = "") -> Any:
-    """Row-normalised confusion matrices side by side (plotly), one panel per method."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    """Row-normalised confusion matrices side by side (plotly, :func:`stia_kit.viz.confusion_grid`), one
+    panel per method, titled with its top-1."""
+    from ..viz import confusion_grid as grid
 
-    names = list(results)
-    fig = make_subplots(rows=1, cols=len(names), horizontal_spacing=0.03,
-                        subplot_titles=[f"{m}: {100 * results[m].top1:.1f} %" for m in names])
-    for i, m in enumerate(names, start=1):
-        cm = results[m].confusion.cpu().numpy().astype(np.float64)
-        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        fig.add_trace(go.Heatmap(z=norm, x=classes, y=classes, colorscale="Blues", zmin=0, zmax=1, showscale=i == 1,
-                                 text=cm.astype(int), texttemplate="%{text}",
-                                 hovertemplate=f"{m}<br>true %{{y}}<br>pred %{{x}}<br>%{{z:.2f}}<extra></extra>"),
-                      row=1, col=i)
-        fig.update_yaxes(autorange="reversed", showticklabels=i == 1, row=1, col=i)
-    fig.update_layout(title=title, height=420, width=max(600, 330 * len(names)), margin=dict(l=60, r=10, t=70, b=60))
-    return fig
+    return grid({m: r.confusion for m, r in results.items()}, classes,
+                f"{title}: confusion matrices, row-normalised (fraction of each true class)" if title else "",
+                {m: f"{m}: {100 * r.top1:.1f} %" for m, r in results.items()})
 
 
-def write_figures(result: LowLightResult, out_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+def write_figures(result: LowLightResult, out_dir: str | Path | None = None) -> list[Path]:
     """Confusion grids as self-contained HTML files under out_dir; returns their paths."""
     from ..viz import save_html
 
@@ -616,12 +575,13 @@ def write_figures(result: LowLightResult, out_dir: str | os.PathLike[str] | None
 def run_enhanced_training(p: LowLightParams, dark_train: VideoDataset, dark_test: VideoDataset,
                           curves: dict[str, CurveRun], *, progress: bool = True) -> dict[str, EvalResult]:
     """The second setting: a recogniser trained on dark training clips enhanced with each method of
-    ``p.enhanced_train`` and tested on the dark test clips enhanced the same way."""
+    ``p.enhanced_train`` and tested on the dark test clips enhanced the same way (the same enhancer object
+    at training and at test time)."""
     results = {}
-    enhancers = build_enhancers(p, curves, p.enhanced_train_list)
-    for method, enh in enhancers.items():
-        run = train_recogniser(p, f"dark_{method}", with_enhancement(dark_train, enh, method), progress=progress)
-        results[method] = evaluate_methods(p, run, dark_test, {method: enh})[method]
+    for method, enh in build_enhancers(p, curves, p.enhanced_train_list).items():
+        _, results[method] = train_recogniser(p, f"dark_{method}",
+                                              with_enhancement(dark_train, enh, method, cache_frames=True),
+                                              with_enhancement(dark_test, enh, method), progress=progress)
     return results
 
 
@@ -634,18 +594,17 @@ def run_lowlight(p: LowLightParams, *, progress: bool = True) -> LowLightResult:
 
     t = time.perf_counter()
     prepare_roots(p, progress=progress)
-    train_set, test_set = clean_datasets(p)
+    clean = clean_datasets(p)
     dark_train, dark_test = dark_dataset(p, train=True), dark_dataset(p, train=False)
-    class_mapping(list(dark_test.classes), list(train_set.classes), p.class_map)  # fail before training
+    class_mapping(list(dark_test.classes), clean.classes, p.class_map)  # fail before training
     stage("data", t)
 
     t = time.perf_counter()
-    recogniser = get_recogniser(p, train_set, progress=progress)
-    clean_test = evaluate(recogniser.model, test_set, batch_size=p.batch_size, num_workers=p.num_workers)
+    recogniser, clean_test = get_recogniser(p, clean, progress=progress)
     stage("recogniser", t)
 
     t = time.perf_counter()
-    curves = train_curves(p, curve_train_frames(p, dark_train))
+    curves = train_curves(p, curve_train_frames(p, dark_train), progress=progress)
     stage("curves", t)
 
     t = time.perf_counter()

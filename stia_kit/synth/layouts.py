@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from .config import SynthConfig, class_name
+from ..fileio import write_text_atomic as _write_text_atomic
 
 NUM_SPLITS = 3
 
@@ -83,10 +84,5 @@ def split_files(layout: str, cfg: SynthConfig) -> dict[str, str]:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file + os.replace; unchanged files are left untouched."""
-    if path.exists() and path.read_text() == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically (:func:`stia_kit.fileio.write_text_atomic`); unchanged files are left untouched."""
+    _write_text_atomic(path, text, skip_unchanged=True)
