@@ -58,7 +58,7 @@ from ..models import list_models
 from ..train import EvalResult, FitResult, evaluate
 from ..synth import generate_synth_actions
 from .common import (DataFields, DataSplits, PresetFields, RecipeFields, RunFields, SynthFields, check_model_input,
-                     clip_shape, open_split, synth_config, train_and_test)
+                     clip_shape, open_split, synth_config, synth_workers, train_and_test)
 from .dual_pathway import STIN_PAPER
 from .quickstart import model_kwargs
 from .runs import load_run
@@ -177,8 +177,9 @@ def prepare_roots(p: LowLightParams, *, progress: bool = True) -> None:
     the dark clips are darkened copies of the clean ones (their ground truth under ``dark_root/clean/``)."""
     if p.dataset != "synth":
         return
-    generate_synth_actions(p.data_root, synth_config(p), progress=progress)
-    generate_synth_actions(p.dark_root, synth_config(p, lowlight=True, layouts=("arid",)), progress=progress)
+    generate_synth_actions(p.data_root, synth_config(p), progress=progress, workers=synth_workers())
+    generate_synth_actions(p.dark_root, synth_config(p, lowlight=True, layouts=("arid",)), progress=progress,
+                           workers=synth_workers())
 
 
 def clean_datasets(p: LowLightParams) -> DataSplits:
