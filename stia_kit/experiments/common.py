@@ -352,17 +352,21 @@ class RunResult:
 
 def train_and_test(p: Any, name: str, model: str, model_kwargs: Mapping[str, Any], splits: DataSplits, *,
                    train_set: VideoDataset | None = None, test_set: VideoDataset | None = None,
-                   resume: bool = True, progress: bool = True, **train_overrides: Any) -> RunResult:
+                   init: Mapping[str, torch.Tensor] | None = None, resume: bool = True, progress: bool = True,
+                   **train_overrides: Any) -> RunResult:
     """Build registry ``model`` (seeded) into the run folder ``out_dir/name``, fit it (resuming an interrupted
     run), take the best-validation weights when there is a validation split (else the last), and test it.
 
-    ``train_set`` / ``test_set`` replace the splits' (e.g. enhanced copies of them).
+    ``train_set`` / ``test_set`` replace the splits' (e.g. enhanced copies of them); ``init`` is a state dict
+    the new model starts from (fine-tuning) instead of its random initialisation.
     """
     p = _resolved(p)
     run_dir = Path(p.out_dir) / name
     train, test = train_set or splits.train, test_set or splits.test
     net = new_run(run_dir, model, list(train.classes), preset=p.preset, model_kwargs=model_kwargs, params=p,
                   seed=p.seed)
+    if init is not None:
+        net.load_state_dict(init)
     start = time.perf_counter()
     result = fit(net, train, splits.val, train_config(p, run_dir, **train_overrides), resume=resume,
                  progress=progress, restore_best=splits.val is not None)
