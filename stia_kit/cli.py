@@ -285,12 +285,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     log = logging.getLogger("stia_kit")
+    handler = None
     if not log.handlers:  # per-epoch summaries of the training engine, one line each, on the terminal
-        handler = logging.StreamHandler()
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
+        old_level = log.level
         log.setLevel(logging.INFO)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    finally:
+        if handler is not None:  # main() may be called in-process (tests, notebooks): leave logging as it was
+            log.removeHandler(handler)
+            log.setLevel(old_level)
 
 
 if __name__ == "__main__":

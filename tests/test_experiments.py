@@ -33,7 +33,7 @@ def test_every_experiment_composes_the_shared_groups_with_flat_fields(cls: type)
 @pytest.mark.parametrize("cls, field, value, match", [
     (QuickstartParams, "split", 4, "QuickstartParams.split must be 1, 2 or 3"),
     (DualPathwayParams, "val_fraction", 1.0, r"DualPathwayParams.val_fraction must be in \[0, 1\)"),
-    (LowLightParams, "warmup_epochs", 30.0, r"LowLightParams.warmup_epochs must be in \[0, epochs=25\)"),
+    (LowLightParams, "warmup_epochs", 30.0, r"LowLightParams.warmup_epochs must be in \[0, epochs=15\)"),
     (QuickstartParams, "preset", "huge", "QuickstartParams.preset must be one of"),
     (QuickstartParams, "device", "tpu", "QuickstartParams.device"),
     (QuickstartParams, "model", "r4d_18", "QuickstartParams.model must be a registered model"),
