@@ -25,6 +25,7 @@ Everything here is library code; the notebook and the CLI only call it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ from .common import (DataFields, DataSplits, PresetFields, RecipeFields, RunFiel
 from .dual_pathway import STIN_PAPER
 from .quickstart import model_kwargs
 from .runs import load_run
+
+logger = logging.getLogger("stia_kit.experiments.lowlight")
 
 #: Every enhancement method the experiment knows, in table order ("none" = the dark input as is).
 METHODS: tuple[str, ...] = ("none", *(m for m in ENHANCERS.names() if m != "none"))  # the enhancer registry
@@ -595,9 +598,14 @@ def run_enhanced_training(p: LowLightParams, dark_train: VideoDataset, dark_test
     if (p.enhanced_init == "clean" and recogniser is not None and recogniser.fit is not None  # trained here, from p
             and recogniser.classes == list(dark_train.classes)):
         init = recogniser.model
+    if p.enhanced_init == "clean" and init is None:
+        logger.warning("enhanced_init='clean' but the recogniser was not trained here on the dark classes "
+                       "(loaded from recogniser_run, or other classes): the enhanced-data recogniser trains "
+                       "from scratch")
     results = {}
     for method, enh in build_enhancers(p, curves, p.enhanced_train_list).items():
-        _, results[method] = train_recogniser(p, f"dark_{method}",
+        folder = f"dark_{method}_finetuned" if init is not None else f"dark_{method}"  # never resume the other setting
+        _, results[method] = train_recogniser(p, folder,
                                               with_enhancement(dark_train, enh, method, cache_frames=True),
                                               with_enhancement(dark_test, enh, method), init=init,
                                               progress=progress)
