@@ -26,7 +26,6 @@ applies the class's ``PAPER`` table to every field that is still at its teaching
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 import time
@@ -391,6 +390,3 @@ def flat_history(result: FitResult) -> list[dict[str, Any]]:
 def num_params(model: nn.Module) -> int:
     return sum(x.numel() for x in model.parameters())
 
-
-def chance(classes: list[str]) -> float:
-    return 1.0 / len(classes) if classes else math.nan

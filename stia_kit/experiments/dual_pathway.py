@@ -84,6 +84,8 @@ class DualPathwayParams(RunFields, RecipeFields, SynthFields, DataFields, Preset
         if not 0 <= self.dropout < 1:
             self._fail("dropout", "must be in [0, 1)")
         self.row_names()  # validates rows
+        if self.resolved() is not self:
+            return  # the paper preset's resolved copy runs the model checks on the sizes actually used
         try:
             cfg = self.model_config()  # validates the model fields (e.g. num_frames % tau), naming the field
         except ValueError as e:

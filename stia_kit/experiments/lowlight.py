@@ -138,9 +138,10 @@ class LowLightParams(RunFields, RecipeFields, SynthFields, DataFields, PresetFie
         parse_class_map(self.class_map)  # raises on a malformed map
         if self.model not in list_models():
             self._fail("model", f"must be a registered model ({', '.join(list_models())})")
-        p = self.resolved()
-        check_model_input(type(self).__name__, p.model, model_kwargs(p.model, p.width), preset=p.preset,
-                          clip=clip_shape(p))
+        if self.resolved() is not self:
+            return  # the paper preset's resolved copy runs the model check on the sizes actually used
+        check_model_input(type(self).__name__, self.model, model_kwargs(self.model, self.width), preset=self.preset,
+                          clip=clip_shape(self))
 
     @property
     def method_list(self) -> list[str]:

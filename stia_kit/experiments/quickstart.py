@@ -46,11 +46,11 @@ class QuickstartParams(RunFields, RecipeFields, SynthFields, DataFields, PresetF
                 continue
             if name not in list_models():
                 self._fail(field, f"must be a registered model ({', '.join(list_models())})")
-        p = self.resolved()
-        for name in (p.model, p.baseline):
-            if name:
-                check_model_input(type(self).__name__, name, model_kwargs(name, p.width), preset=p.preset,
-                                  clip=clip_shape(p))
+        if self.resolved() is not self:
+            return  # the paper preset's resolved copy runs the model check on the sizes actually used
+        for name in self.model_names():
+            check_model_input(type(self).__name__, name, model_kwargs(name, self.width), preset=self.preset,
+                              clip=clip_shape(self))
 
     def model_names(self) -> list[str]:
         """The models this run trains, in order."""
