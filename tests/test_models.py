@@ -27,10 +27,13 @@ PUBLISHED: dict[str, tuple[int, int, str]] = {
     # conv 27,655,936 + fc6 33,558,528 + fc7 16,781,312 + fc8 413,797 (C3D on UCF101)
     "c3d": (101, 78_409_573, "C3D for UCF101, the widely reported figure"),
     "slowfast_r50": (400, 34_480_216, "PySlowFast SLOWFAST_4x16_R50"),
+    "tsn_bninception": (1000, 11_295_240, "TSN's BN-Inception (tsn-pytorch / pretrainedmodels bninception) with its fc"),
 }
 #: Registered models without a published figure, and why (each still builds at the paper preset below).
 NO_PUBLISHED_COUNT: dict[str, str] = {
     "stin": "paper 000 prints no parameter count (its Table-3 'both' row is SlowFast-R50: tests/test_stin.py)",
+    "stilt": "paper 001 prints no parameter count (the STIL module's figures under the spec's reading: tests/test_stilt.py)",
+    "tstam": "paper 004 prints no parameter count (the attention layers' count under the spec's reading: tests/test_tstam.py)",
 }
 
 

@@ -6,5 +6,8 @@
 from .registry import MODELS, InputSpec, PresetConfig, build_model, example_input, list_models, register_model
 from . import c3d, r3d  # noqa: F401  (registration side effect)
 from . import slowfast, stin  # noqa: F401  (registration: slowfast_r50, stin)
+from . import backbones2d  # noqa: F401  (fills BACKBONES2D: resnet34, resnet50, vgg19, bn_inception)
+from . import stilt  # noqa: F401  (registration: stilt)
+from . import tsn, tstam  # noqa: F401  (registration: tsn_bninception, tstam)
 
 __all__ = ["MODELS", "InputSpec", "PresetConfig", "build_model", "example_input", "list_models", "register_model"]
