@@ -65,6 +65,19 @@ def to_device(batch: Any, device: torch.device, *, channels_last: bool = False) 
     return batch
 
 
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Store ``model``'s weights channels-last, in place: 5-D tensors (3D convolutions) as
+    ``torch.channels_last_3d``, 4-D ones (2D convolutions, e.g. the two-stream backbones) as
+    ``torch.channels_last``, so 2D, 3D and mixed models all take the option (``Module.to(memory_format=
+    channels_last_3d)`` raises on a 4-D weight)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.ndim == 5:
+            t.data = t.data.contiguous(memory_format=torch.channels_last_3d)
+        elif t.ndim == 4:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
 # ---------------------------------------------------------------------------------------------- AMP
 @dataclass(frozen=True)
 class AmpSettings:

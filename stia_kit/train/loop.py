@@ -67,7 +67,7 @@ from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, s
 from .config import TrainConfig
 from .device import (AmpSettings, DistInfo, all_gather_objects, autocast, barrier, broadcast_buffers,
                      cleanup_distributed, device_for, make_grad_scaler, maybe_init_distributed, resolve_amp,
-                     to_device, unwrap, wrap_ddp)
+                     to_channels_last, to_device, unwrap, wrap_ddp)
 from .metrics import MetricAccumulator, fold_views, mean_view_probs
 from .optim import build_optimizer, build_scheduler
 
@@ -957,7 +957,7 @@ def _fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None, cfg: Tra
 
     model.to(device)
     if cfg.channels_last:
-        model.to(memory_format=torch.channels_last_3d)
+        to_channels_last(model)
     optimizer = build_optimizer(model, cfg)
     train_loader, train_sampler = _train_loader(train_set, cfg, device, info)
     if len(train_loader) == 0:
