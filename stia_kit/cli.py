@@ -3,6 +3,7 @@
     stia info                               versions, device, registered models
     stia data synth --out ROOT [...]        generate SynthActions (UCF101 layout; --layouts adds HMDB51/ARID)
     stia data check ROOT                    decode every video under ROOT; non-zero exit if any is unreadable
+    stia data flow SRC DST [--method ...]   optical flow + RGB frames in the TSN layout (parallel, resumable)
     stia train [--dataset ... --model ...]  train one model (options = notebook 00's parameters)
     stia eval --run DIR [...]               evaluate a trained run on its test split (multi-view options)
     stia quickstart [--out DIR]             execute notebooks/00_quickstart.ipynb with papermill
@@ -62,6 +63,25 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     report = check_videos(args.root, backend=args.backend)
     print(format_report(report, args.root))
     return 1 if report.bad else 0
+
+
+def cmd_data_flow(args: argparse.Namespace) -> int:
+    from .data.flow import FlowConfig, extract_tree, flow_backend_check
+
+    try:
+        cfg = FlowConfig(method=args.method, bound=args.bound, jpeg_quality=args.jpeg_quality,
+                         short_side=args.short_side, rgb=not args.no_rgb, max_frames=args.max_frames,
+                         dis_preset=args.dis_preset)
+        flow_backend_check(cfg.method)
+    except (ValueError, RuntimeError) as exc:  # a bad option or a missing OpenCV module: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    summary = extract_tree(args.src, args.dst, cfg, workers=args.workers, progress=not args.quiet, limit=args.limit)
+    print(summary.format())
+    if summary.total == 0:
+        print(f"no video files under {args.src}", file=sys.stderr)
+        return 1
+    return 1 if summary.failed else 0
 
 
 def _quickstart_params(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -228,6 +248,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("root")
     check.add_argument("--backend", choices=["auto", "decord", "pyav"], default="auto")
     check.set_defaults(func=cmd_data_check)
+    from .data.flow import DIS_PRESETS, FLOW_METHODS
+
+    flow = data.add_parser("flow", help="optical flow (+ RGB frames) of every video under SRC, TSN layout, resumable")
+    flow.add_argument("src", help="folder of videos (searched recursively)")
+    flow.add_argument("dst", help="output root: DST/<relative path without suffix>/img_*.jpg, flow_[xy]_*.jpg")
+    flow.add_argument("--method", choices=FLOW_METHODS, default="tvl1", help="tvl1 (the papers'), farneback, dis")
+    flow.add_argument("--bound", type=float, default=20.0, help="clip flow to +-bound pixels before mapping to [0, 255]")
+    flow.add_argument("--workers", type=int, default=2, help="processes (one OpenCV thread each)")
+    flow.add_argument("--short-side", type=int, help="resize frames to this short side first (default: native)")
+    flow.add_argument("--no-rgb", action="store_true", help="write flow only (no img_*.jpg)")
+    flow.add_argument("--jpeg-quality", type=int, default=95)
+    flow.add_argument("--max-frames", type=int, help="decode at most this many frames per video")
+    flow.add_argument("--dis-preset", choices=DIS_PRESETS, default="medium", help="--method dis only")
+    flow.add_argument("--limit", type=int, help="only the first N videos (sorted paths)")
+    flow.add_argument("--quiet", action="store_true", help="no progress bar")
+    flow.set_defaults(func=cmd_data_flow)
 
     from .models import list_models
 

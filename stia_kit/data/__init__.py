@@ -56,3 +56,47 @@ __all__ = [
     "format_report", "hmdb51_split", "manifest_samples", "num_frames", "probe", "read_clip", "read_frames",
     "resize_clip", "set_default_cache", "to_tensor_clip", "tsn_indices", "ucf101_split",
 ]
+
+# optical flow extraction into TSN frame folders (stia data flow)
+from .flow import (  # noqa: E402
+    FlowConfig,
+    FlowSummary,
+    VideoFlowResult,
+    compute_flow,
+    dequantise_flow,
+    extract_tree,
+    extract_video,
+    flow_backend_check,
+    flow_to_rgb,
+    flow_wheel,
+    is_complete,
+    load_flow,
+    quantise_flow,
+    read_marker,
+)
+
+__all__ += [
+    "FlowConfig", "FlowSummary", "VideoFlowResult", "compute_flow", "dequantise_flow", "extract_tree",
+    "extract_video", "flow_backend_check", "flow_to_rgb", "flow_wheel", "is_complete", "load_flow",
+    "quantise_flow", "read_marker",
+]
+
+# frame folders + flow stacks (two-stream samples)
+from .frames import (  # noqa: E402
+    FrameReadError,
+    ImageCache,
+    MissingFramesError,
+    TwoStreamConfig,
+    TwoStreamDataset,
+    build_two_stream_dataset,
+    flow_channel_order,
+    frames_split,
+)
+from .sampling import stack_field_indices, tsn_stack_indices  # noqa: E402
+from .transforms import FixedCornerMultiScaleCrop, RandomHorizontalFlipFlow, TenCropFlow, invert_flow_x  # noqa: E402
+
+__all__ += [
+    "FixedCornerMultiScaleCrop", "FrameReadError", "ImageCache", "MissingFramesError", "RandomHorizontalFlipFlow",
+    "TenCropFlow", "TwoStreamConfig", "TwoStreamDataset", "build_two_stream_dataset", "flow_channel_order",
+    "frames_split", "invert_flow_x", "stack_field_indices", "tsn_stack_indices",
+]

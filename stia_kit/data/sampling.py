@@ -27,7 +27,10 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["ShortClipRule", "SHORT_CLIP_RULES", "dense_indices", "tsn_indices", "clip_span"]
+__all__ = [
+    "ShortClipRule", "SHORT_CLIP_RULES", "dense_indices", "tsn_indices", "clip_span", "tsn_stack_indices",
+    "stack_field_indices",
+]
 
 ShortClipRule = Literal["loop", "repeat_last"]
 SHORT_CLIP_RULES: tuple[str, ...] = ("loop", "repeat_last")
@@ -149,3 +152,84 @@ def tsn_indices(
     fractions = (np.arange(num_clips) + 0.5) / num_clips
     idx = bounds[None, :-1] + np.floor(fractions[:, None] * lengths[None, :]).astype(np.int64)
     return np.minimum(idx, num_frames - 1).astype(np.int64)
+
+
+# ------------------------------------------------------------------------- flow stacks (two-stream)
+
+
+def tsn_stack_indices(
+    n_flow: int,
+    num_segments: int,
+    new_length: int,
+    *,
+    train: bool,
+    rng: np.random.Generator | None = None,
+    num_clips: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """TSN segment sampling of flow stacks, with the aligned RGB frame of each stack.
+
+    A video of ``n`` frames has ``n_flow = n - 1`` flow fields (field ``t`` is the motion from frame ``t`` to
+    ``t + 1``, 0-based). A stack is ``new_length`` (L) consecutive fields ``s .. s + L - 1``; it spans frames
+    ``s .. s + L`` and its RGB frame is the centre one, ``s + L // 2`` (reading: STILT pairs one RGB frame with
+    one stack per segment and never says which frame; the centre is the frame the stack's motion surrounds).
+
+    The ``M = n_flow - L + 1`` possible starts are cut into ``num_segments`` segments (TSN convention, as
+    tsn-pytorch samples flow with ``new_length``):
+
+    - training (one clip): a random start inside each segment (:func:`tsn_indices` on the ``M`` starts); when
+      ``M < num_segments``, ``num_segments`` sorted random starts in ``[0, M)`` (repeats allowed; TSN);
+    - testing: start ``floor((k + (c + 0.5) / num_clips) * M / num_segments)`` for segment ``k`` and clip
+      ``c`` (one clip: the segment centre, TSN's ``int(tick / 2 + tick * k)``).
+
+    Every start is ``<= n_flow - L``. Short videos, ``n_flow < L`` (no full stack fits; TSN convention): every
+    start is 0 and the stack repeats the last field (:func:`stack_field_indices` clamps), the RGB frame is
+    ``min(L // 2, n_flow)``.
+
+    Args:
+        n_flow: flow fields in the video (>= 1).
+        num_segments: segments = stacks per clip (N).
+        new_length: fields per stack (L; STILT: 10, T-STAM/TSN: 5).
+        train: random offsets (one clip) when True, evenly placed when False.
+        rng: required when ``train`` is True.
+        num_clips: test clips (ignored when training).
+
+    Shape:
+        returns ``(starts, rgb)``, both int64 ``[num_clips, num_segments]`` (``[1, num_segments]`` when
+        training): the first field of each stack and the RGB frame index (0-based, ``< n_flow + 1``).
+    """
+    for name, value in (("n_flow", n_flow), ("num_segments", num_segments), ("new_length", new_length),
+                        ("num_clips", num_clips)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            extra = " (a video needs at least 2 frames for one flow field)" if name == "n_flow" else ""
+            raise ValueError(f"{name} must be a positive int{extra}, got {value!r}")
+    n_out = 1 if train else num_clips
+    starts_possible = n_flow - new_length + 1  # M
+    if starts_possible < 1:
+        starts = np.zeros((n_out, num_segments), dtype=np.int64)
+    elif train:
+        g = _need_rng(rng, "tsn_stack_indices")
+        if starts_possible >= num_segments:
+            starts = tsn_indices(starts_possible, num_segments, train=True, rng=g)
+        else:
+            starts = np.sort(g.integers(0, starts_possible, size=num_segments))[None, :]
+    else:
+        k = np.arange(num_segments, dtype=np.float64)[None, :]
+        c = (np.arange(num_clips, dtype=np.float64)[:, None] + 0.5) / num_clips
+        starts = np.floor((k + c) * starts_possible / num_segments)
+        starts = np.minimum(starts, starts_possible - 1)
+    starts = starts.astype(np.int64)
+    rgb = np.minimum(starts + new_length // 2, n_flow)
+    return starts, rgb.astype(np.int64)
+
+
+def stack_field_indices(starts: np.ndarray, new_length: int, n_flow: int) -> np.ndarray:
+    """The flow fields of each stack: ``start + arange(L)``, clamped to ``n_flow - 1`` (TSN convention: a stack
+    that runs past the last field repeats it; only happens when ``n_flow < L``).
+
+    Shape:
+        ``starts [...]`` -> int64 ``[..., new_length]``.
+    """
+    if new_length < 1 or n_flow < 1:
+        raise ValueError(f"new_length and n_flow must be >= 1, got {new_length} and {n_flow}")
+    fields = np.asarray(starts, dtype=np.int64)[..., None] + np.arange(new_length, dtype=np.int64)
+    return np.minimum(fields, n_flow - 1)

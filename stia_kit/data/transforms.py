@@ -37,6 +37,10 @@ __all__ = [
     "MultiScaleCrop",
     "RandomHorizontalFlip",
     "Normalize",
+    "FixedCornerMultiScaleCrop",
+    "invert_flow_x",
+    "RandomHorizontalFlipFlow",
+    "TenCropFlow",
 ]
 
 
@@ -337,3 +341,132 @@ class Normalize:
 
     def __repr__(self) -> str:
         return f"Normalize(mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"
+
+
+# ----------------------------------------------------------------------- two-stream (RGB + flow) clips
+# A two-stream clip concatenates RGB and flow channels, ``[3 + 2L, T, H, W]`` (or flow alone, ``[2L, T, H, W]``),
+# so ONE geometric transform crops and flips both modalities identically. Flow channels hold quantised flow
+# after ``/ 255`` (0.5 ~ zero motion); resizing interpolates them without rescaling the values (TSN
+# convention), and a horizontal flip must also negate the x motion: ``x -> 1 - x`` (spec "Optical flow").
+
+
+def invert_flow_x(clip: torch.Tensor, x_channels: Sequence[int]) -> torch.Tensor:
+    """A copy of ``clip`` with ``1 - v`` in the flow-x channels (the x motion of a mirrored clip).
+
+    Shape:
+        ``[..., C, T, H, W]`` unchanged; ``x_channels`` index C (dim -4).
+    """
+    _check_clip(clip, "invert_flow_x")
+    if not len(x_channels):
+        return clip
+    c = clip.shape[-4]
+    bad = [i for i in x_channels if not 0 <= i < c]
+    if bad:
+        raise ValueError(f"invert_flow_x: channels {bad} out of range for {c} channels")
+    out = clip.clone()
+    idx = torch.as_tensor(list(x_channels), dtype=torch.long)
+    out[..., idx, :, :, :] = 1.0 - clip[..., idx, :, :, :]
+    return out
+
+
+def _channels(x_channels: Sequence[int]) -> tuple[int, ...]:
+    out = tuple(int(i) for i in x_channels)
+    if any(i < 0 for i in out):
+        raise ValueError(f"flow x channels must be >= 0, got {out}")
+    return out
+
+
+class RandomHorizontalFlipFlow:
+    """:class:`RandomHorizontalFlip` for clips carrying flow: flips left-right with probability ``p`` (one draw
+    per clip) and inverts the flow-x channels (``1 - v``), so the motion is mirrored too.
+
+    Shape:
+        ``[..., C, T, H, W]`` unchanged.
+    """
+
+    def __init__(self, p: float = 0.5, x_channels: Sequence[int] = ()) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomHorizontalFlipFlow p must be in [0, 1], got {p}")
+        self.p = p
+        self.x_channels = _channels(x_channels)
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "RandomHorizontalFlipFlow")
+        if _need_rng(rng, "RandomHorizontalFlipFlow").random() < self.p:
+            return invert_flow_x(clip.flip(-1), self.x_channels)
+        return clip
+
+    def __repr__(self) -> str:
+        return f"RandomHorizontalFlipFlow(p={self.p}, x_channels={self.x_channels})"
+
+
+class TenCropFlow:
+    """:class:`TenCrop` for clips carrying flow: the five flipped views (5..9) also invert the flow-x channels.
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., 10, C, T, size, size]`` (views 5..9 are the mirrored 0..4).
+    """
+
+    def __init__(self, size: int, x_channels: Sequence[int] = ()) -> None:
+        self.crop = TenCrop(size)
+        self.size = self.crop.size
+        self.x_channels = _channels(x_channels)
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        views = self.crop(clip, rng)  # [..., 10, C, T, s, s]
+        if not self.x_channels:
+            return views
+        flipped = invert_flow_x(views[..., 5:, :, :, :, :], self.x_channels)
+        return torch.cat([views[..., :5, :, :, :, :], flipped], dim=-5)
+
+    def __repr__(self) -> str:
+        return f"TenCropFlow({self.size}, x_channels={self.x_channels})"
+
+
+class FixedCornerMultiScaleCrop:
+    """TSN's ``GroupMultiScaleCrop`` with ``fix_crop=True`` (TSN convention; T-STAM: "randomly cropped from
+    fixed corners"): crop height and width are each ``int(scale * min(H, W))`` for scales drawn from ``scales``
+    at most ``max_distort`` positions apart (a side within 3 px of ``size`` snaps to ``size``, as in TSN), placed
+    at one of 5 fixed offsets (4 corners + centre) or, with ``more_fix_crop`` (TSN default), 13 (plus the edge
+    centres and the quarter points), then resized to ``size`` x ``size``. :class:`MultiScaleCrop` is the
+    random-position variant.
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., C, T, size, size]``.
+    """
+
+    def __init__(self, size: int, scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66), max_distort: int = 1,
+                 more_fix_crop: bool = True) -> None:
+        self.size = _positive(size, "FixedCornerMultiScaleCrop size")
+        if not scales or any(not 0 < s <= 1 for s in scales):
+            raise ValueError(f"FixedCornerMultiScaleCrop scales must be in (0, 1], got {tuple(scales)}")
+        if max_distort < 0:
+            raise ValueError(f"FixedCornerMultiScaleCrop max_distort must be >= 0, got {max_distort}")
+        self.scales = tuple(float(s) for s in scales)
+        self.max_distort = max_distort
+        self.more_fix_crop = bool(more_fix_crop)
+
+    def offsets(self, h: int, w: int, ch: int, cw: int) -> list[tuple[int, int]]:
+        """The fixed ``(top, left)`` positions of a ``ch`` x ``cw`` crop in an ``h`` x ``w`` frame (TSN order)."""
+        hs, ws = (h - ch) // 4, (w - cw) // 4
+        grid = [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]
+        if self.more_fix_crop:
+            grid += [(2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3)]
+        return [(i * hs, j * ws) for i, j in grid]
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "FixedCornerMultiScaleCrop")
+        g = _need_rng(rng, "FixedCornerMultiScaleCrop")
+        h, w = clip.shape[-2:]
+        base = min(h, w)
+        sizes = [max(1, int(base * s)) for s in self.scales]
+        sizes = [self.size if abs(x - self.size) < 3 and self.size <= base else x for x in sizes]
+        pairs = [(ch, cw) for i, ch in enumerate(sizes) for j, cw in enumerate(sizes) if abs(i - j) <= self.max_distort]
+        ch, cw = pairs[int(g.integers(0, len(pairs)))]
+        options = self.offsets(h, w, ch, cw)
+        top, left = options[int(g.integers(0, len(options)))]
+        return resize_clip(clip[..., top : top + ch, left : left + cw], self.size, self.size)
+
+    def __repr__(self) -> str:
+        return (f"FixedCornerMultiScaleCrop({self.size}, scales={self.scales}, max_distort={self.max_distort}, "
+                f"more_fix_crop={self.more_fix_crop})")
