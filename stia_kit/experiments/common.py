@@ -225,8 +225,9 @@ def _resolved(p: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------------- model checks
 def check_model_input(who: str, model: str, model_kwargs: Mapping[str, Any], *, preset: str,
-                      clip: tuple[int, int, int, int]) -> None:
-    """Build registry ``model`` on the meta device and run one ``[1, *clip]`` forward (no memory, no compute).
+                      clip: tuple[int, int, int, int] | Mapping[str, tuple[int, int, int, int]]) -> None:
+    """Build registry ``model`` on the meta device and run one ``[1, *clip]`` forward (no memory, no compute);
+    ``clip`` is a dict ``{key: (C, T, H, W)}`` for multi-input models (two-stream: ``rgb`` / ``flow``).
 
     Raises a ValueError naming ``who`` (the params class), the model and the clip shape when the model cannot
     be built with these settings or cannot take such clips (e.g. STIN with T=8 < tau).
@@ -236,10 +237,11 @@ def check_model_input(who: str, model: str, model_kwargs: Mapping[str, Any], *, 
             net = build_model(model, 2, preset=preset, **dict(model_kwargs))
             net.eval()
             with torch.no_grad():
-                net(torch.empty(1, *clip))
+                net({k: torch.empty(1, *c) for k, c in clip.items()} if isinstance(clip, Mapping)
+                    else torch.empty(1, *clip))
     except (ValueError, RuntimeError, TypeError, KeyError, AssertionError) as e:
         raise ValueError(f"{who}: model {model!r} (preset {preset!r}, {dict(model_kwargs)}) cannot take clips of "
-                         f"shape [C, T, H, W] = {list(clip)}: {e}") from e
+                         f"shape [C, T, H, W] = {dict(clip) if isinstance(clip, Mapping) else list(clip)}: {e}") from e
 
 
 def clip_shape(p: DataFields) -> tuple[int, int, int, int]:
@@ -352,12 +354,14 @@ class RunResult:
 def train_and_test(p: Any, name: str, model: str, model_kwargs: Mapping[str, Any], splits: DataSplits, *,
                    train_set: VideoDataset | None = None, test_set: VideoDataset | None = None,
                    init: Mapping[str, torch.Tensor] | None = None, resume: bool = True, progress: bool = True,
-                   **train_overrides: Any) -> RunResult:
+                   test_scores: bool = False, init_partial: bool = False, **train_overrides: Any) -> RunResult:
     """Build registry ``model`` (seeded) into the run folder ``out_dir/name``, fit it (resuming an interrupted
     run), take the best-validation weights when there is a validation split (else the last), and test it.
 
     ``train_set`` / ``test_set`` replace the splits' (e.g. enhanced copies of them); ``init`` is a state dict
-    the new model starts from (fine-tuning) instead of its random initialisation.
+    the new model starts from (fine-tuning) instead of its random initialisation. ``init_partial`` lets ``init`` cover only part of the model (e.g. STILT's
+    streams from the single-stream runs; the rest keeps its initialisation). ``test_scores`` keeps the
+    per-sample test softmax of every head (``RunResult.test.scores``: late / learned fusion).
     """
     p = _resolved(p)
     run_dir = Path(p.out_dir) / name
@@ -365,14 +369,17 @@ def train_and_test(p: Any, name: str, model: str, model_kwargs: Mapping[str, Any
     net = new_run(run_dir, model, list(train.classes), preset=p.preset, model_kwargs=model_kwargs, params=p,
                   seed=p.seed)
     if init is not None:
-        net.load_state_dict(init)
+        missing, unexpected = net.load_state_dict(init, strict=not init_partial)
+        if unexpected or (missing and len(missing) == len(net.state_dict())):
+            raise ValueError(f"{name}: init matches none of {model!r}'s parameters" if not unexpected else
+                             f"{name}: init has keys {model!r} lacks: {unexpected[:5]}")
     start = time.perf_counter()
     result = fit(net, train, splits.val, train_config(p, run_dir, **train_overrides), resume=resume,
                  progress=progress, restore_best=splits.val is not None)
     weights = "best.pt" if result.restored_best else "last.pt"
     test_result = evaluate(net, test, batch_size=p.batch_size, num_classes=len(train.classes),
                            class_names=list(train.classes), device=next(net.parameters()).device,
-                           num_workers=p.num_workers, progress=progress)
+                           num_workers=p.num_workers, progress=progress, return_scores=test_scores)
     return RunResult(name, result, test_result, time.perf_counter() - start, num_params(net), run_dir, weights,
                      net.eval())
 
