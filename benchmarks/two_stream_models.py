@@ -18,6 +18,26 @@ Every (model, size) runs in a fresh subprocess so the memory numbers do not mix.
 and process-CPU seconds, divided by the batch for the per-sample figure. Peak memory: the growth of
 ``ru_maxrss`` over the timed steps (activations, gradients, allocator caches; weights and input excluded),
 per batch and per sample. Run it on a quiet machine.
+
+Measured 2026-12-02 on the 2-core CPU with nothing else running, torch 2.13, 2 threads, min of 2 runs after a
+warm-up (``python benchmarks/two_stream_models.py``):
+
+==================  =======  ====================  =================  ============  ===============
+model, size         params   input                 fwd+bwd / sample   CPU / batch   peak mem / sample
+==================  =======  ====================  =================  ============  ===============
+STILT, paper        51.74 M  RGB 3x3 + flow 20x3   2.25 s             4.45 s        +730 MiB
+T-STAM RGB, paper   13.44 M  3 x 6 segments        1.20 s             2.39 s        +453 MiB
+T-STAM flow, paper  13.46 M  10 x 6 segments       1.40 s             2.75 s        +460 MiB
+TSN RGB, paper      10.37 M  3 x 3 segments        0.60 s             1.20 s        +239 MiB
+STILT, teaching     3.30 M   8 x (3 + 10) x 3 x 56  0.030 s            0.48 s        +16 MiB
+T-STAM RGB, teach.  1.00 M   8 x 3 x 3 x 64^2      0.021 s            0.34 s        +9 MiB
+T-STAM flow, teach. 1.01 M   8 x 10 x 3 x 64^2     0.017 s            0.27 s        +10 MiB
+TSN RGB, teaching   0.68 M   8 x 3 x 3 x 64^2      0.012 s            0.19 s        +8 MiB
+==================  =======  ====================  =================  ============  ===============
+
+(paper: batch 1 at 224^2, 101 classes; teaching: the notebooks' batch of 8.) STILT at the paper size is two
+ResNet-50 streams over 3 segments, about 6 ResNet-50 training passes per sample; T-STAM's 6 segments of
+SE-BN-Inception cost about twice TSN's 3.
 """
 from __future__ import annotations
 

@@ -76,7 +76,13 @@ def cmd_data_flow(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:  # a bad option or a missing OpenCV module: one line, exit 2
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    summary = extract_tree(args.src, args.dst, cfg, workers=args.workers, progress=not args.quiet, limit=args.limit)
+    try:
+        summary = extract_tree(args.src, args.dst, cfg, workers=args.workers, progress=not args.quiet,
+                               limit=args.limit)
+    except KeyboardInterrupt:  # finished folders carry their completion marker; the next run skips them
+        print(f"\ninterrupted: finished videos are kept under {args.dst}; run the same command again to resume "
+              "(half-written folders are redone)", file=sys.stderr)
+        return 130
     print(summary.format())
     if summary.total == 0:
         print(f"no video files under {args.src}", file=sys.stderr)

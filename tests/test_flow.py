@@ -354,3 +354,16 @@ def test_real_clip_first_frames(tmp_path: Path, clip: str) -> None:
     field = load_flow(out, 5)
     assert field.shape == (*frames.shape[1:3], 2) and np.isfinite(field).all()
     assert flow_to_rgb(field).shape == (*frames.shape[1:3], 3)
+
+
+def test_cli_interrupt_says_how_to_resume(tmp_path, monkeypatch, capsys) -> None:
+    """Ctrl-C during `stia data flow`: exit 130 and one line saying finished videos are kept (no traceback)."""
+    import stia_kit.data.flow as flow_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(flow_mod, "extract_tree", interrupted)
+    assert main(["data", "flow", str(tmp_path), str(tmp_path / "out"), "--method", "dis", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "run the same command again to resume" in err and "Traceback" not in err
