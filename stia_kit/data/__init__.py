@@ -100,3 +100,8 @@ __all__ += [
     "TenCropFlow", "TwoStreamConfig", "TwoStreamDataset", "build_two_stream_dataset", "flow_channel_order",
     "frames_split", "invert_flow_x", "stack_field_indices", "tsn_stack_indices",
 ]
+
+from .sampling import num_windows, window_indices  # noqa: E402  (every non-overlapping test window)
+from .transforms import RandomContrast, RandomSizeCrop, Resize  # noqa: E402  (ST-MANet / MSF-Net protocols)
+
+__all__ += ["num_windows", "window_indices", "RandomContrast", "RandomSizeCrop", "Resize"]

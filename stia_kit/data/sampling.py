@@ -17,6 +17,9 @@ for TSN) follow the ``short_clip`` rule, with the stride kept:
 - ``"repeat_last"``: indices are clamped, ``min(k * s, num_frames - 1)`` (the last frame is repeated to pad),
   always starting at frame 0.
 
+:func:`window_indices` is a third, test-only dense sampler (ST-MANet's protocol): every consecutive
+non-overlapping window of ``T * s`` frames, so the number of clips varies per video.
+
 Randomness comes only from the ``numpy.random.Generator`` passed in, so a seeded generator reproduces the
 indices exactly.
 """
@@ -29,7 +32,7 @@ import numpy as np
 
 __all__ = [
     "ShortClipRule", "SHORT_CLIP_RULES", "dense_indices", "tsn_indices", "clip_span", "tsn_stack_indices",
-    "stack_field_indices",
+    "stack_field_indices", "window_indices", "num_windows",
 ]
 
 ShortClipRule = Literal["loop", "repeat_last"]
@@ -152,6 +155,39 @@ def tsn_indices(
     fractions = (np.arange(num_clips) + 0.5) / num_clips
     idx = bounds[None, :-1] + np.floor(fractions[:, None] * lengths[None, :]).astype(np.int64)
     return np.minimum(idx, num_frames - 1).astype(np.int64)
+
+
+def num_windows(num_frames: int, clip_len: int, stride: int) -> int:
+    """Windows :func:`window_indices` takes: ``max(1, num_frames // (clip_len * stride))``."""
+    if num_frames < 1 or clip_len < 1 or stride < 1:
+        raise ValueError(f"num_frames, clip_len and stride must be >= 1, got {num_frames}, {clip_len}, {stride}")
+    return max(1, num_frames // (clip_len * stride))
+
+
+def window_indices(num_frames: int, clip_len: int, stride: int, *,
+                   short_clip: ShortClipRule = "loop") -> np.ndarray:
+    """Every consecutive non-overlapping window of a video, one dense clip per window (test only).
+
+    ST-MANet (paper, sec. 4.1): "the entire video is first divided into multiple continuous video segments of
+    64 frames each", each subsampled at stride 2 to 32 frames. A window holds ``span = clip_len * stride``
+    frames (64 = 32 x 2); window ``k`` starts at ``k * span`` and takes ``k * span + arange(clip_len) * stride``.
+    Reading (the paper does not say what happens to the remainder): windows start at frame 0, the
+    ``num_frames % span`` frames after the last full window are dropped, and a video shorter than one window
+    gives one clip: the first window when it still fits (``num_frames >= (clip_len - 1) * stride + 1``), else
+    the ``short_clip`` rule (start 0, as in test mode).
+
+    Shape:
+        returns int64 ``[V, clip_len]`` with ``V = max(1, num_frames // (clip_len * stride))`` (varies per video).
+    """
+    _check_common(num_frames, clip_len, 1, short_clip)
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if num_frames < clip_span(clip_len, stride):
+        return _short_dense(num_frames, clip_len, stride, np.zeros(1, dtype=np.int64), short_clip)
+    v = num_windows(num_frames, clip_len, stride)
+    starts = np.arange(v, dtype=np.int64) * (clip_len * stride)
+    offsets = np.arange(clip_len, dtype=np.int64) * stride
+    return starts[:, None] + offsets[None, :]  # [V, clip_len]
 
 
 # ------------------------------------------------------------------------- flow stacks (two-stream)

@@ -38,6 +38,9 @@ __all__ = [
     "RandomHorizontalFlip",
     "Normalize",
     "FixedCornerMultiScaleCrop",
+    "Resize",
+    "RandomSizeCrop",
+    "RandomContrast",
     "invert_flow_x",
     "RandomHorizontalFlipFlow",
     "TenCropFlow",
@@ -470,3 +473,110 @@ class FixedCornerMultiScaleCrop:
     def __repr__(self) -> str:
         return (f"FixedCornerMultiScaleCrop({self.size}, scales={self.scales}, max_distort={self.max_distort}, "
                 f"more_fix_crop={self.more_fix_crop})")
+
+
+# ------------------------------------------------------------------ 3D attention papers (issue 10, spec "Data")
+
+
+class Resize:
+    """Fixed resize to ``height`` x ``width`` (aspect ratio NOT kept).
+
+    MSF-Net (paper, sec. 4.1): frames "scaled to 171 * 128" = 171 wide x 128 high (the C3D convention, UCF101's
+    320 x 240 frames keep roughly their 4:3 shape), i.e. ``Resize(height=128, width=171)``.
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., C, T, height, width]``.
+    """
+
+    def __init__(self, height: int, width: int) -> None:
+        self.height = _positive(height, "Resize height")
+        self.width = _positive(width, "Resize width")
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "Resize")
+        return resize_clip(clip, self.height, self.width)
+
+    def __repr__(self) -> str:
+        return f"Resize(height={self.height}, width={self.width})"
+
+
+class RandomSizeCrop:
+    """ST-MANet's training crop (paper, sec. 4.1): crop height and width are drawn independently, each a
+    uniform fraction in ``[min_frac, max_frac]`` of the frame's short side ("the length and width set between
+    0.5 and 1 times the length of the shorter side"), at a uniformly random position, then the crop is resized
+    to ``size`` x ``size`` (aspect ratio not kept). Reading: the side is ``round(frac * min(H, W))``, at least 1
+    px, fractions drawn from a continuous uniform (the paper gives the range only).
+
+    Shape:
+        ``[..., C, T, H, W] -> [..., C, T, size, size]``.
+    """
+
+    def __init__(self, min_frac: float = 0.5, max_frac: float = 1.0, size: int = 112) -> None:
+        self.size = _positive(size, "RandomSizeCrop size")
+        if not (isinstance(min_frac, (int, float)) and isinstance(max_frac, (int, float))
+                and 0.0 < min_frac <= max_frac <= 1.0):
+            raise ValueError(f"RandomSizeCrop needs 0 < min_frac <= max_frac <= 1, got {min_frac!r}, {max_frac!r}")
+        self.min_frac, self.max_frac = float(min_frac), float(max_frac)
+
+    def crop_box(self, h: int, w: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+        """``(top, left, crop_height, crop_width)`` for an ``h`` x ``w`` frame (four draws from ``rng``)."""
+        base = min(h, w)
+        fh, fw = rng.uniform(self.min_frac, self.max_frac, size=2)  # independent: height, width
+        ch = min(h, max(1, round(float(fh) * base)))
+        cw = min(w, max(1, round(float(fw) * base)))
+        top = int(rng.integers(0, h - ch + 1))
+        left = int(rng.integers(0, w - cw + 1))
+        return top, left, ch, cw
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "RandomSizeCrop")
+        h, w = clip.shape[-2:]
+        top, left, ch, cw = self.crop_box(h, w, _need_rng(rng, "RandomSizeCrop"))
+        return resize_clip(clip[..., top : top + ch, left : left + cw], self.size, self.size)
+
+    def __repr__(self) -> str:
+        return f"RandomSizeCrop(min_frac={self.min_frac}, max_frac={self.max_frac}, size={self.size})"
+
+
+#: ITU-R BT.601 luma weights (the grey level torchvision's ``adjust_contrast`` blends towards).
+_LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+
+class RandomContrast:
+    """Contrast augmentation (MSF-Net, paper sec. 4.1: "contrast enhancement"; the range [0.8, 1.2] is the
+    spec's choice). One factor ``a ~ U[lo, hi]`` per clip; ``out = clamp(m + a * (x - m), 0, 1)``.
+
+    Reading (the paper gives no formula): ``m`` is the mean grey level (BT.601 luma for 3 channels, the channel
+    mean otherwise) of the whole clip (``per_frame=False``) or of each frame (``per_frame=True``, torchvision's
+    per-image ``adjust_contrast``), so brightness is kept and only the spread changes; it must run on ``[0, 1]``
+    values, before :class:`Normalize`.
+
+    Shape:
+        ``[..., C, T, H, W]`` unchanged.
+    """
+
+    def __init__(self, lo: float = 0.8, hi: float = 1.2, per_frame: bool = False) -> None:
+        if not (isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and 0.0 <= lo <= hi):
+            raise ValueError(f"RandomContrast needs 0 <= lo <= hi, got lo={lo!r}, hi={hi!r}")
+        self.lo, self.hi = float(lo), float(hi)
+        self.per_frame = bool(per_frame)
+
+    def grey_mean(self, clip: torch.Tensor) -> torch.Tensor:
+        """The level contrast scales around: ``[..., 1, 1, 1, 1]`` (clip) or ``[..., 1, T, 1, 1]`` (per frame)."""
+        c = clip.shape[-4]
+        if c == 3:
+            w = torch.tensor(_LUMA, dtype=clip.dtype, device=clip.device).view(3, 1, 1, 1)
+            grey = (clip * w).sum(dim=-4, keepdim=True)  # [..., 1, T, H, W]
+        else:
+            grey = clip.mean(dim=-4, keepdim=True)  # [..., 1, T, H, W]
+        dims = (-2, -1) if self.per_frame else (-3, -2, -1)
+        return grey.mean(dim=dims, keepdim=True)
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        _check_clip(clip, "RandomContrast")
+        factor = float(_need_rng(rng, "RandomContrast").uniform(self.lo, self.hi))
+        m = self.grey_mean(clip)
+        return (m + factor * (clip - m)).clamp_(0.0, 1.0)
+
+    def __repr__(self) -> str:
+        return f"RandomContrast(lo={self.lo}, hi={self.hi}, per_frame={self.per_frame})"

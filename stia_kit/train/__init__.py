@@ -15,7 +15,7 @@ from .device import (AmpSettings, DistInfo, all_reduce_sum, autocast, cleanup_di
                      resolve_amp, select_device, to_device, unwrap, wrap_ddp)
 from .loop import (EvalResult, FitResult, LossFn, NonFiniteLossError, TooManyFailedSamplesError,
                    configure_determinism, evaluate, fit, load_best, seed_everything)
-from .metrics import (MetricAccumulator, confusion_matrix, fold_views, mean_view_probs, multiview_probs,
+from .metrics import (MetricAccumulator, collate_views, confusion_matrix, fold_views, mean_view_probs, multiview_probs,
                       per_class_accuracy, topk_accuracy, topk_correct)
 from .optim import build_optimizer, build_scheduler, lr_multiplier, split_decay_params
 
@@ -24,7 +24,7 @@ __all__ = [
     "NonFiniteLossError", "TooManyFailedSamplesError", "TrainConfig", "all_reduce_sum", "autocast",
     "build_optimizer", "build_scheduler", "capture_rng_state", "cleanup_distributed", "configure_determinism",
     "confusion_matrix", "evaluate", "fit", "fold_views", "load_best", "load_checkpoint", "lr_multiplier",
-    "maybe_init_distributed", "mean_view_probs", "multiview_probs", "per_class_accuracy", "resolve_amp",
+    "maybe_init_distributed", "collate_views", "mean_view_probs", "multiview_probs", "per_class_accuracy", "resolve_amp",
     "restore_rng_state", "save_checkpoint", "seed_everything", "select_device", "split_decay_params", "to_device",
     "topk_accuracy", "topk_correct", "unwrap", "wrap_ddp",
 ]

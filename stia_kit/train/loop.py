@@ -68,7 +68,7 @@ from .config import TrainConfig
 from .device import (AmpSettings, DistInfo, all_gather_objects, autocast, barrier, broadcast_buffers,
                      cleanup_distributed, device_for, make_grad_scaler, maybe_init_distributed, resolve_amp,
                      to_channels_last, to_device, unwrap, wrap_ddp)
-from .metrics import MetricAccumulator, fold_views, mean_view_probs
+from .metrics import NUM_VIEWS_KEY, MetricAccumulator, collate_views, fold_views, mean_view_probs
 from .optim import build_optimizer, build_scheduler
 
 logger = logging.getLogger("stia_kit.train")
@@ -252,6 +252,7 @@ def _loader(dataset: Dataset, sampler: _EpochTaggedSampler, *, batch_size: int, 
     return DataLoader(
         _EpochSeededDataset(dataset, seed, rank, stream=stream, forward_set_epoch=stream == 0),
         batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
+        collate_fn=collate_views,  # default_collate, padding samples with different numbers of views
         generator=torch.Generator().manual_seed(seed),  # isolates iterator creation from the global RNG
         persistent_workers=num_workers > 0,
     )
@@ -365,7 +366,10 @@ def _forward_batch(model: nn.Module, batch: Mapping[str, Any], *, device: torch.
     objective (one CE per head, or a single CE, + ``loss_*`` terms; or ``loss_fn``), metrics inputs.
 
     Multi-view inputs (``[B, V, C, T, H, W]``, classification only) are folded into one forward of ``B * V``
-    clips; the softmax of every output is averaged over views and the loss is the NLL of that mean.
+    clips; the softmax of every output is averaged over views and the loss is the NLL of that mean. A batch
+    whose samples have different numbers of views (``DataConfig.test_windows``) arrives padded by
+    :func:`~stia_kit.train.metrics.collate_views` with ``"num_views"``: only the real views are forwarded and
+    each sample averages its own.
     """
     batch = to_device(batch, device, channels_last=channels_last)
     inputs = _model_inputs(model, batch)
@@ -384,10 +388,11 @@ def _forward_batch(model: nn.Module, batch: Mapping[str, Any], *, device: torch.
         if target is None:
             raise KeyError(f"batch has no 'label' (keys: {sorted(batch)}); unlabelled data needs a loss_fn")
         if _is_multiview(inputs):
-            flat, b, v = fold_views(inputs)
+            counts = batch.get(NUM_VIEWS_KEY)  # [B] views per sample when collate_views padded them
+            flat, b, v = fold_views(inputs, counts)
             parsed = _split_output(model(flat))
-            mean = {"logits": mean_view_probs(parsed.logits, b, v),
-                    **{h: mean_view_probs(s, b, v) for h, s in parsed.streams.items()}}
+            mean = {"logits": mean_view_probs(parsed.logits, b, v, counts),
+                    **{h: mean_view_probs(s, b, v, counts) for h, s in parsed.streams.items()}}
             log_mean = {k: p.clamp_min(1e-12).log() for k, p in mean.items()}
             logits, streams = log_mean.pop("logits"), log_mean
             ce_terms = ({f"loss_ce_{h}": F.nll_loss(s, target) for h, s in streams.items()} if streams
@@ -544,7 +549,9 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
     The batch step is the training loop's (:func:`fit`): the same output contract, ``stream_logits`` heads
     (``EvalResult.head_top1`` and ``terms["loss_ce_<head>"]``) and ``loss_fn`` hook. Multi-view samples
     (``video`` of shape ``[V, C, T, H, W]``, batched ``[B, V, C, T, H, W]``) are scored by the mean softmax over
-    views (:func:`~stia_kit.train.metrics.multiview_probs`); their loss is the NLL of that mean.
+    views (:func:`~stia_kit.train.metrics.multiview_probs`); their loss is the NLL of that mean. V may vary per
+    video (``DataConfig.test_windows``): the loader pads with :func:`~stia_kit.train.metrics.collate_views` and
+    each video averages its own views (a caller's DataLoader needs ``collate_fn=collate_views``).
 
     ``return_scores``: ``EvalResult.scores`` holds the per-sample softmax class scores ``[N, C]`` (averaged over
     views) of ``"logits"`` and of every stream head, for late or learned fusion; ``EvalResult.indices`` gives the

@@ -8,10 +8,11 @@ confusion matrix is ``[C, C]`` int64 with **rows = true class, columns = predict
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import default_collate
 
 from .device import DistInfo, all_gather_objects, all_reduce_sum
 
@@ -61,32 +62,113 @@ def per_class_accuracy(confusion: torch.Tensor) -> list[float]:
     return [float("nan") if s == 0 else float(a) for a, s in zip(acc, support)]
 
 
-def fold_views(inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> tuple[Any, int, int]:
-    """``[B, V, ...]`` (or a dict of such) -> ``([B * V, ...], B, V)``: the views folded into the batch."""
+#: The batch key :func:`collate_views` adds when samples carry different numbers of views.
+NUM_VIEWS_KEY = "num_views"
+
+
+def collate_views(samples: Sequence[Mapping[str, Any]]) -> Any:
+    """``default_collate``, except that sample tensors with different numbers of views are padded.
+
+    A sample tensor is either multi-view ``[V_i, *rest]`` or single-view ``[*rest]`` (read as ``V_i = 1``; what
+    :class:`~stia_kit.data.VideoDataset` returns for a one-window video with ``DataConfig.test_windows``).
+    When every sample's tensors have the same shape this is exactly ``default_collate``. Otherwise each such key
+    is zero-padded to ``[B, max V_i, *rest]`` and the batch gains ``"num_views"``: int64 ``[B]`` = ``V_i``
+    (every padded key must give the same ``V_i``). :func:`fold_views` / :func:`mean_view_probs` drop the
+    padding, so each sample's score is the mean softmax over its own views only. The training loop's loaders
+    use it; a caller's own ``DataLoader`` over such a dataset needs ``collate_fn=collate_views``.
+
+    Shape:
+        per-sample ``[V_i, C, T, H, W]`` (or ``[C, T, H, W]``) -> ``[B, max V_i, C, T, H, W]`` + ``num_views [B]``.
+    """
+    if not samples or not all(isinstance(s, Mapping) for s in samples):
+        return default_collate(list(samples))  # type: ignore[arg-type]
+    ragged = [k for k, v in samples[0].items() if isinstance(v, torch.Tensor)
+              and any(not isinstance(s.get(k), torch.Tensor) or s[k].shape != v.shape for s in samples)]
+    if not ragged:
+        return default_collate(list(samples))  # type: ignore[arg-type]
+    if NUM_VIEWS_KEY in samples[0]:
+        raise ValueError(f"collate_views: samples already carry a {NUM_VIEWS_KEY!r} key")
+    counts: torch.Tensor | None = None
+    padded: dict[str, torch.Tensor] = {}
+    for key in ragged:
+        tensors = [s[key] for s in samples]
+        ndim = max(t.ndim for t in tensors)
+        views = [t if t.ndim == ndim else t.unsqueeze(0) for t in tensors]  # single view -> [1, *rest]
+        rest = {tuple(t.shape[1:]) for t in views}
+        if len(rest) != 1 or any(t.ndim != ndim for t in views):
+            shapes = sorted({tuple(t.shape) for t in tensors})
+            raise ValueError(f"collate_views: {key!r} tensors differ beyond their number of views: {shapes[:4]}")
+        n = torch.tensor([t.shape[0] for t in views], dtype=torch.int64)  # [B]
+        if counts is not None and not torch.equal(n, counts):
+            raise ValueError(f"collate_views: {key!r} has other view counts than {ragged[0]!r}")
+        counts = n
+        out = views[0].new_zeros((len(views), int(n.max()), *views[0].shape[1:]))  # [B, max V, *rest]
+        for i, t in enumerate(views):
+            out[i, : t.shape[0]] = t
+        padded[key] = out
+    rest_batch = default_collate([{k: v for k, v in s.items() if k not in padded} for s in samples])
+    return {**rest_batch, **padded, NUM_VIEWS_KEY: counts}
+
+
+def _view_mask(num_views: torch.Tensor, b: int, v: int) -> torch.Tensor:
+    """``[B, V]`` bool: True for the real (unpadded) views."""
+    counts = torch.as_tensor(num_views).reshape(-1)
+    if counts.shape[0] != b or int(counts.min()) < 1 or int(counts.max()) > v:
+        raise ValueError(f"num_views must be {b} counts in [1, {v}], got {counts.tolist()}")
+    return torch.arange(v, device=counts.device)[None, :] < counts[:, None]
+
+
+def fold_views(inputs: torch.Tensor | Mapping[str, torch.Tensor],
+               num_views: torch.Tensor | None = None) -> tuple[Any, int, int]:
+    """``[B, V, ...]`` (or a dict of such) -> ``([B * V, ...], B, V)``: the views folded into the batch.
+
+    With ``num_views`` (int ``[B]``, from :func:`collate_views`) the padding views are dropped: the folded
+    tensor is ``[sum(num_views), ...]``, sample by sample.
+    """
     first = next(iter(inputs.values())) if isinstance(inputs, Mapping) else inputs
     if not isinstance(first, torch.Tensor) or first.ndim < 3:
         raise ValueError(f"fold_views: expected [B, V, ...] input, got {getattr(first, 'shape', type(first))}")
     b, v = first.shape[:2]
+    if num_views is not None:
+        mask = _view_mask(num_views, b, v).to(first.device)
+        if isinstance(inputs, Mapping):
+            return {k: t[mask] for k, t in inputs.items()}, b, v  # [sum V_i, ...]
+        return inputs[mask], b, v  # [sum V_i, ...]
     if isinstance(inputs, Mapping):
         return {k: t.reshape(b * v, *t.shape[2:]) for k, t in inputs.items()}, b, v
     return inputs.reshape(b * v, *inputs.shape[2:]), b, v
 
 
-def mean_view_probs(logits: torch.Tensor, b: int, v: int) -> torch.Tensor:
-    """Softmax of ``[B * V, C]`` logits averaged over the ``V`` views of each sample -> ``[B, C]`` (float32)."""
-    return logits.float().softmax(dim=-1).view(b, v, -1).mean(dim=1)
+def mean_view_probs(logits: torch.Tensor, b: int, v: int, num_views: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax of ``[B * V, C]`` logits averaged over the ``V`` views of each sample -> ``[B, C]`` (float32).
+
+    With ``num_views`` (int ``[B]``) the logits are ``[sum(num_views), C]`` (:func:`fold_views` with the same
+    counts) and sample ``i`` averages its own ``num_views[i]`` views.
+    """
+    probs = logits.float().softmax(dim=-1)
+    if num_views is None:
+        return probs.view(b, v, -1).mean(dim=1)
+    counts = torch.as_tensor(num_views).reshape(-1).to(probs.device)
+    _view_mask(counts, b, v)  # validates the counts
+    if probs.shape[0] != int(counts.sum()):
+        raise ValueError(f"mean_view_probs: {probs.shape[0]} logits rows for num_views summing to {int(counts.sum())}")
+    owner = torch.repeat_interleave(torch.arange(b, device=probs.device), counts)  # [sum V_i]
+    total = probs.new_zeros(b, probs.shape[1]).index_add_(0, owner, probs)  # [B, C]
+    return total / counts.to(probs.dtype)[:, None]
 
 
-def multiview_probs(model: nn.Module, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+def multiview_probs(model: nn.Module, inputs: torch.Tensor | Mapping[str, torch.Tensor],
+                    num_views: torch.Tensor | None = None) -> torch.Tensor:
     """Average softmax over views: ``[B, V, C, T, H, W]`` (or a dict of such) -> probabilities ``[B, classes]``.
 
-    The views are folded into the batch (one forward of ``B * V`` clips); a model returning a dict
-    contributes its ``"logits"`` (the training loop also averages every ``"stream_logits"`` head the same way).
+    The views are folded into the batch (one forward of ``B * V`` clips, or of the ``sum(num_views)`` real
+    views of a padded batch from :func:`collate_views`); a model returning a dict contributes its ``"logits"``
+    (the training loop also averages every ``"stream_logits"`` head the same way).
     """
-    flat, b, v = fold_views(inputs)
+    flat, b, v = fold_views(inputs, num_views)
     out = model(flat)
     logits = out["logits"] if isinstance(out, Mapping) else out
-    return mean_view_probs(logits, b, v)
+    return mean_view_probs(logits, b, v, num_views)
 
 
 class MetricAccumulator:
