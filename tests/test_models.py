@@ -27,6 +27,7 @@ PUBLISHED: dict[str, tuple[int, int, str]] = {
     # conv 27,655,936 + fc6 33,558,528 + fc7 16,781,312 + fc8 413,797 (C3D on UCF101)
     "c3d": (101, 78_409_573, "C3D for UCF101, the widely reported figure"),
     "slowfast_r50": (400, 34_480_216, "PySlowFast SLOWFAST_4x16_R50"),
+    "r3d_50": (400, 47_018_576, "Hara et al. 3D ResNet-50"),
     "tsn_bninception": (1000, 11_295_240, "TSN's BN-Inception (tsn-pytorch / pretrainedmodels bninception) with its fc"),
 }
 #: Registered models without a published figure, and why (each still builds at the paper preset below).
@@ -34,6 +35,9 @@ NO_PUBLISHED_COUNT: dict[str, str] = {
     "stin": "paper 000 prints no parameter count (its Table-3 'both' row is SlowFast-R50: tests/test_stin.py)",
     "stilt": "paper 001 prints no parameter count (the STIL module's figures under the spec's reading: tests/test_stilt.py)",
     "tstam": "paper 004 prints no parameter count (the attention layers' count under the spec's reading: tests/test_tstam.py)",
+    "msf_r3d": "published 21.84 M (3 significant digits): pinned within 0.02 M in tests/test_msf_net.py",
+    "msf_c3d": "published 69.20 M (3 significant digits), a documented gap (68.93 M): tests/test_msf_net.py",
+    "st_manet": "paper 002 prints no parameter count (row 1 = r3d_50 and the TDA costs per reading: tests/test_st_manet.py)",
 }
 
 

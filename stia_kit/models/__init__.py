@@ -9,5 +9,7 @@ from . import slowfast, stin  # noqa: F401  (registration: slowfast_r50, stin)
 from . import backbones2d  # noqa: F401  (fills BACKBONES2D: resnet34, resnet50, vgg19, bn_inception)
 from . import stilt  # noqa: F401  (registration: stilt)
 from . import tsn, tstam  # noqa: F401  (registration: tsn_bninception, tstam)
+from . import msf_net  # noqa: F401  (registration: msf_r3d, msf_c3d)
+from . import st_manet  # noqa: F401  (registration: st_manet)
 
 __all__ = ["MODELS", "InputSpec", "PresetConfig", "build_model", "example_input", "list_models", "register_model"]
