@@ -345,8 +345,11 @@ class TDA(nn.Module):
         return self._attention(self._concat(z, prev))
 
     def forward(
-        self, z: Tensor, prev: Tensor | None = None, *, pool_to: tuple[int, int, int] | None = None
-    ) -> tuple[Tensor, Tensor]:
+        self, z: Tensor, prev: Tensor | None = None, *, pool_to: tuple[int, int, int] | None = None,
+        return_attention: bool = False,
+    ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
+        """``(Zbar_t^i, Z_TDA^i)``; with ``return_attention`` also ``A_t`` (the matrix this pass used, so a
+        caller needing it, e.g. for the diversity loss, does not recompute Eq. (1))."""
         zc = self._concat(z, prev)  # [B, 3C/2, T, H, W]
         a = self._attention(zc)  # [B, T, T]
         size = z.shape[2:]
@@ -357,7 +360,7 @@ class TDA(nn.Module):
             z_tda = pool_fn(z_tda, tuple(pool_to))  # [B, C_out, T', H', W'], the next stage's size
         main = torch.softmax(a @ _time_rows(self.sigma(z)), dim=1)  # Eq. (3): outer softmax over T, [B, T, CHW]
         zbar_t = z + self.eps_main(_from_time_rows(main, self.channels, size))  # Eq. (3), [B, C, T, H, W]
-        return zbar_t, z_tda
+        return (zbar_t, z_tda, a) if return_attention else (zbar_t, z_tda)
 
 
 class SDA(nn.Module):
@@ -391,11 +394,14 @@ class SDA(nn.Module):
         computed exactly as :meth:`forward` uses it."""
         return self._attention(_position_rows(z))
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, *, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """``Zbar_s^i``; with ``return_attention`` also the ``A_s`` this pass used."""
         B, C, T, H, W = z.shape
         rows = _position_rows(z)  # alpha(Z) = eta(Z): [B, HW, CT]
-        out = torch.softmax(self._attention(rows) @ rows, dim=1)  # Eq. (5): outer softmax over HW, [B, HW, CT]
-        return out.reshape(B, H, W, C, T).permute(0, 3, 4, 1, 2)  # pi: [B, C, T, H, W]
+        a = self._attention(rows)  # Eq. (4): [B, HW, HW]
+        out = torch.softmax(a @ rows, dim=1)  # Eq. (5): outer softmax over HW, [B, HW, CT]
+        out = out.reshape(B, H, W, C, T).permute(0, 3, 4, 1, 2)  # pi: [B, C, T, H, W]
+        return (out, a) if return_attention else out
 
 
 def _hidden_channels(channels: int, reduction: int) -> int:

@@ -293,9 +293,9 @@ class STMANet(nn.Module):
 
     ``forward`` returns ``{"logits": [B, num_classes]}`` plus, with MF (reading: row 6),
     ``"loss_div_spatial" = lambda_s * L_s`` (when SDA is on) and ``"loss_div_temporal" = lambda_t * L_t`` (when
-    TDA is on). :meth:`attention_maps` returns every ``A_t^i`` / ``A_s^i`` for a clip. The losses take the
-    matrices from ``TDA.attention_map`` / ``SDA.attention_map`` (the modules' forwards do not return them), so
-    with MF Eq. (1) and Eq. (4) run twice per pass; :func:`count_flops` counts the logits path only.
+    TDA is on). :meth:`attention_maps` returns every ``A_t^i`` / ``A_s^i`` for a clip. The losses use the
+    matrices the modules' forwards computed (``return_attention=True``), so nothing is computed twice;
+    :func:`count_flops` counts the logits path only.
 
     Shape:
         ``[B, 3, T, H, W] -> logits [B, num_classes]``; stage outputs (:meth:`forward_features`) as the 3D
@@ -359,17 +359,19 @@ class STMANet(nn.Module):
                 tda = self.tdas[k]
                 z_prev = prev[0] if k > 0 else (self.seed(previous[0]) if self.seed is not None else None)
                 last = k == n_stages - 1
-                zbar_t, z_tda = tda(z, z_prev, pool_to=None if last else self._next_size(k, z.shape[2:]))  # Eq. (1)-(3)
-                if maps:  # a second pass through Eq. (1): TDA.forward does not return A_t (cost noted in the class doc)
-                    a_t[number] = tda.attention_map(z, z_prev)  # Eq. (1), [B, T, T]
+                zbar_t, z_tda, a = tda(z, z_prev, pool_to=None if last else self._next_size(k, z.shape[2:]),
+                                       return_attention=True)  # Eq. (1)-(3)
+                if maps:
+                    a_t[number] = a  # Eq. (1), [B, T, T]: the matrix this pass used
                 out = out + zbar_t
                 if last and cfg.fuse_last_tda:  # reading: the unpooled last Z_TDA joins the main branch
                     out = out + z_tda
                 prev[0] = z_tda
             if self.sda is not None:
-                out = out + self.sda(z)  # Eq. (4)-(5)
+                zbar_s, a = self.sda(z, return_attention=True)  # Eq. (4)-(5)
+                out = out + zbar_s
                 if maps:
-                    a_s[number] = self.sda.attention_map(z)  # Eq. (4), [B, HW, HW]
+                    a_s[number] = a  # Eq. (4), [B, HW, HW]
             return out
 
         feats = self.backbone.forward_stages(x, after_stage=after_stage)
