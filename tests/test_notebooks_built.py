@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "notebooks" / "src"
 BUILDERS = sorted(SRC.glob("build_*.py"))
 NOTEBOOK = {"build_00": "00_quickstart.ipynb", "build_01": "01_dual_pathway_cdai.ipynb",
             "build_02": "02_stilt_two_stream.ipynb", "build_03": "03_tstam_attention.ipynb",
+            "build_04": "04_st_manet.ipynb", "build_05": "05_msf_fsam.ipynb",
             "build_06": "06_lowlight_arid.ipynb"}
 
 

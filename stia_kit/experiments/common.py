@@ -189,13 +189,55 @@ class RunFields(ParamGroup):
             self._fail("out_dir", "must be a non-empty path")
 
 
+@dataclass(frozen=True)
+class ScheduleFields(ParamGroup):
+    """The learning-rate shape after warm-up (the papers use step schedules)."""
+
+    schedule: Literal["cosine", "step"] = "cosine"  # cosine annealing, or x0.1 at the milestones
+    milestones: str = ""  # "step": comma-separated epochs where the lr is divided by 10 (e.g. "30,60")
+    clip_grad_norm: float = 0.0  # clip the global gradient norm to this (0 = off; TSN convention: 20)
+
+    def _check(self) -> None:
+        self.milestone_list()
+        self._at_least(0, "clip_grad_norm")
+        if self.schedule == "step" and not self.milestone_list():
+            self._fail("milestones", "must list at least one epoch when schedule='step'")
+
+    def milestone_list(self) -> tuple[int, ...]:
+        return parse_milestones(self.milestones, f"{type(self).__name__}.milestones")
+
+    def schedule_overrides(self) -> dict[str, Any]:
+        """``train_and_test`` / ``TrainConfig`` overrides for this schedule."""
+        p = _resolved(self)
+        out: dict[str, Any] = {"schedule": p.schedule,
+                               "clip_grad_norm": p.clip_grad_norm if p.clip_grad_norm > 0 else None}
+        if p.schedule == "step":
+            out.update(milestones=p.milestone_list(), step_gamma=0.1)
+        return out
+
+
+def parse_milestones(text: str, field: str) -> tuple[int, ...]:
+    """``"30,60"`` -> ``(30, 60)``; a ValueError naming ``field`` unless increasing positive ints."""
+    try:
+        out = tuple(int(m) for m in text.split(",") if m.strip())
+    except ValueError:
+        raise ValueError(f"{field} must be comma-separated ints, got {text!r}") from None
+    if any(m < 1 for m in out) or list(out) != sorted(set(out)):
+        raise ValueError(f"{field} must be increasing positive ints, got {text!r}")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- configs
 def data_config(p: DataFields, **overrides: Any) -> DataConfig:
-    """The clip sampling / transform configuration of ``p`` (resolved preset)."""
+    """The clip sampling / transform configuration of ``p`` (resolved preset). An experiment whose protocol
+    needs more :class:`DataConfig` fields (TSN sampling, other crops) defines ``data_overrides() -> dict``."""
     p = _resolved(p)
     values: dict[str, Any] = dict(num_frames=p.num_frames, stride=p.stride, short_side=p.short_side,
                                   crop_size=p.crop_size, test_clips=p.test_clips, test_crops=p.test_crops,
                                   frame_cache=p.cache_mb > 0 or bool(p.cache_dir), cache_resized=p.cache_resized)
+    extra = getattr(p, "data_overrides", None)
+    if callable(extra):
+        values.update(extra())
     values.update(overrides)
     return DataConfig(**values)
 

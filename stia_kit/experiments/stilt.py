@@ -40,8 +40,9 @@ from ..models.fusion import awf_predict, early_fusion_svm, fit_awf, late_average
 from ..models.stilt import PAPER_TABLE4, PAPER_TABLE5, PAPER_TABLE6
 from ..train import evaluate
 from ..train.device import to_device
-from .common import PresetFields, RecipeFields, RunFields, SynthFields, check_model_input, train_and_test
-from .two_stream import (ScheduleFields, TwoStreamDataFields, input_shapes, open_two_stream,
+from .common import (PresetFields, RecipeFields, RunFields, ScheduleFields, SynthFields, check_model_input,
+                     train_and_test)
+from .two_stream import (TwoStreamDataFields, input_shapes, open_two_stream,
                          prepare_two_stream_data, with_modality)
 
 #: Paper 001's Tables 4 / 5 / 6 (top-1 %, UCF101 / HMDB51 / Kinetics), quoted for comparison only (defined once,

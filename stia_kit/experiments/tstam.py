@@ -37,8 +37,9 @@ import numpy as np
 
 from ..fileio import write_json_atomic
 from ..models.fusion import weighted_fusion
-from .common import PresetFields, RecipeFields, RunFields, SynthFields, check_model_input, train_and_test
-from .two_stream import ScheduleFields, TwoStreamDataFields, parse_milestones, input_shapes, prepare_two_stream_data, with_modality
+from .common import (PresetFields, RecipeFields, RunFields, ScheduleFields, SynthFields, check_model_input,
+                     parse_milestones, train_and_test)
+from .two_stream import TwoStreamDataFields, input_shapes, prepare_two_stream_data, with_modality
 
 #: The relative results that survive in paper 004's text (its tables are missing), quoted.
 PAPER_FACTS: dict[str, str] = {

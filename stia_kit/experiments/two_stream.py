@@ -6,7 +6,8 @@ parameter groups below sit next to the platform's (``experiments/common.py``):
 
 - :class:`TwoStreamDataFields`: which videos, where their frame folders go, the flow method, segments,
   stack length and crops (it replaces ``DataFields``: a two-stream sample has no ``num_frames`` / ``stride``);
-- :class:`ScheduleFields`: the learning-rate shape, so the papers' step schedules are presets too.
+- :class:`~stia_kit.experiments.common.ScheduleFields` (shared): the learning-rate shape, so the papers' step
+  schedules are presets too.
 
 :func:`prepare_two_stream_data` generates SynthActions (when ``dataset="synth"``), extracts the flow once
 (resumable: a finished video is skipped) and opens the train / validation / test splits as
@@ -70,44 +71,6 @@ class TwoStreamDataFields(ParamGroup):
             self._fail("val_fraction", "must be in [0, 1)")
         if not self.flow_bound > 0:
             self._fail("flow_bound", "must be > 0")
-
-
-@dataclass(frozen=True)
-class ScheduleFields(ParamGroup):
-    """The learning-rate shape after warm-up (the papers use step schedules)."""
-
-    schedule: Literal["cosine", "step"] = "cosine"  # cosine annealing, or x0.1 at the milestones
-    milestones: str = ""  # "step": comma-separated epochs where the lr is divided by 10 (e.g. "30,60")
-    clip_grad_norm: float = 0.0  # clip the global gradient norm to this (0 = off; TSN convention: 20)
-
-    def _check(self) -> None:
-        self.milestone_list()
-        self._at_least(0, "clip_grad_norm")
-        if self.schedule == "step" and not self.milestone_list():
-            self._fail("milestones", "must list at least one epoch when schedule='step'")
-
-    def milestone_list(self) -> tuple[int, ...]:
-        return parse_milestones(self.milestones, f"{type(self).__name__}.milestones")
-
-    def schedule_overrides(self) -> dict[str, Any]:
-        """``train_and_test`` / ``TrainConfig`` overrides for this schedule."""
-        p = _resolved(self)
-        out: dict[str, Any] = {"schedule": p.schedule,
-                               "clip_grad_norm": p.clip_grad_norm if p.clip_grad_norm > 0 else None}
-        if p.schedule == "step":
-            out.update(milestones=p.milestone_list(), step_gamma=0.1)
-        return out
-
-
-def parse_milestones(text: str, field: str) -> tuple[int, ...]:
-    """``"30,60"`` -> ``(30, 60)``; a ValueError naming ``field`` unless increasing positive ints."""
-    try:
-        out = tuple(int(m) for m in text.split(",") if m.strip())
-    except ValueError:
-        raise ValueError(f"{field} must be comma-separated ints, got {text!r}") from None
-    if any(m < 1 for m in out) or list(out) != sorted(set(out)):
-        raise ValueError(f"{field} must be increasing positive ints, got {text!r}")
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- data
