@@ -379,3 +379,17 @@ def test_cache_resized_keeps_samples_identical_and_skips_the_resize(videos: list
         lambda clip, rng: clip * 0.5)
     _ = [plain[i] for i in range(len(plain))]
     assert all(len(k) == 5 for k in c._entries)  # an ordinary step runs before the resize: only frames cached
+
+
+def test_cache_resized_also_caches_a_fixed_non_square_resize(videos: list[Path]) -> None:
+    """``resize_hw`` (MSF-Net's 171 x 128) is a fixed per-frame resize too: cached, samples unchanged."""
+    rows = [(v, i % 2) for i, v in enumerate(videos)]
+    cfg = DataConfig(num_frames=4, stride=2, short_side=30, crop_size=28, resize_hw=(30, 40), cache_resized=True)
+    for train in (True, False):
+        cache = FrameCache()
+        ds = ManifestDataset(rows, config=cfg, train=train, seed=6, cache=cache)
+        ref = ManifestDataset(rows, config=uncached(cfg), train=train, seed=6)
+        assert all(torch.equal(a, b) for a, b in zip(epochs_of(ds, 2), epochs_of(ref, 2), strict=True))
+        tags = [k[-1] for k in cache._entries if len(k) == 6]
+        assert tags == ["resize_hw:(30, 40)"] * len(videos)
+        assert all(e.shape[2:] == (30, 40) for k, e in cache._entries.items() if len(k) == 6)

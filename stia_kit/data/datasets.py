@@ -46,7 +46,7 @@ from torch.utils.data import Dataset
 from ..registry import Registry
 from .cache import FrameCache, default_cache
 from .config import DataConfig
-from .transforms import ClipTransform, Compose, ShortSideResize, to_tensor_clip
+from .transforms import ClipTransform, Compose, Resize, ShortSideResize, to_tensor_clip
 from .video_io import VideoReadError, read_clip
 
 __all__ = [
@@ -298,8 +298,8 @@ class VideoDataset(Dataset):
         """Set the transforms after decoding, and which of them may run once per whole video (cached).
 
         Whole-video steps (their output for frame t depends on frame t only, no randomness): a ``per_frame``
-        step, then the config's fixed short-side resize when ``config.cache_resized`` (train without
-        ``scale_jitter``, and test) and no ordinary step runs before it.
+        step, then the config's fixed resize (short side, or ``resize_hw``) when ``config.cache_resized`` (train
+        without ``scale_jitter``, and test) and no ordinary step runs before it.
         """
         cfg = self.config
         train_steps, test_steps = cfg.train_transform().transforms, cfg.test_transform().transforms
@@ -310,9 +310,9 @@ class VideoDataset(Dataset):
         steps = train_steps if self.train else test_steps
         whole: list[ClipTransform] = [step] if step is not None and per_frame else []
         tags = [f"per_frame:{uuid.uuid4().hex}"] if whole else []
-        if cfg.cache_resized and not plain and type(steps[0]) is ShortSideResize:
-            whole.append(steps[0])
-            tags.append(f"resize:{cfg.short_side}")
+        if cfg.cache_resized and not plain and type(steps[0]) in (ShortSideResize, Resize):
+            whole.append(steps[0])  # a fixed resize: short side, or resize_hw (MSF-Net's 171 x 128)
+            tags.append(f"resize:{cfg.short_side}" if cfg.resize_hw is None else f"resize_hw:{cfg.resize_hw}")
             steps = steps[1:]
         self._whole_steps = whole  # run once on all frames of a video, result cached (FrameCache.read_derived)
         self._whole_tag = "|".join(tags)
