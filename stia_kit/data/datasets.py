@@ -103,7 +103,79 @@ def _check_policy(name: str, value: str) -> None:
         raise ValueError(f"{name} must be 'raise' or 'skip', got {value!r}")
 
 
-class VideoDataset(Dataset):
+class SampleDataset(Dataset):
+    """The sample-dict protocol shared by :class:`VideoDataset` and the frame-folder
+    :class:`~stia_kit.data.frames.TwoStreamDataset`: per-sample generators, the ``on_error`` substitution loop
+    (``"failed"`` / ``quarantine``), ``subset``. A subclass sets ``name``, ``classes``, ``samples``, ``on_error``,
+    ``seed``, ``epoch``, ``max_attempts``, ``quarantine`` and implements :meth:`load_tensors`.
+    """
+
+    _read_error: type[Exception] = VideoReadError  # the subclass's read error; its ``reason`` is what is reported
+    _item_kind = "video"  # what one sample is read from, for messages
+
+    def _check_labels(self, listed: list[tuple[Path, int]]) -> None:
+        for path, label in listed:
+            if not 0 <= label < len(self.classes):
+                raise ValueError(
+                    f"{self.name}: label {label} of {path} is outside [0, {len(self.classes)}) "
+                    f"({len(self.classes)} classes)"
+                )
+
+    def load_tensors(self, index: int) -> dict[str, torch.Tensor]:
+        """The tensors of sample ``index`` keyed as in its sample dict (no error handling)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the per-sample random streams (call before each training epoch)."""
+        self.epoch = int(epoch)
+
+    def rng_for(self, index: int) -> np.random.Generator:
+        """The generator used for sample ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} samples")
+        index = index % len(self)
+        failures: list[str] = []
+        for attempt in range(min(self.max_attempts, len(self))):
+            current = (index + attempt) % len(self)
+            path, label = self.samples[current]
+            try:
+                tensors = self.load_tensors(current)
+            except Exception as exc:  # noqa: BLE001 - in skip mode every failure is recorded, never fatal
+                if self.on_error == "raise":
+                    raise
+                reason = exc.reason if isinstance(exc, self._read_error) else f"{type(exc).__name__}: {exc}"
+                failures.append(f"{path}: {reason}")
+                self.quarantine.append(failures[-1])
+                continue
+            return {**tensors, "label": label, "index": current, "failed": "; ".join(failures)}
+        raise NoReadableSampleError(
+            f"{self.name}: no readable {self._item_kind} among {len(failures)} samples tried from index {index}: "
+            + "; ".join(failures)
+        )
+
+    def subset(self, indices: "Sequence[int]", *, name: str | None = None) -> Any:
+        """A shallow copy holding only ``samples[i]`` for ``i`` in ``indices`` (same classes, transforms, cache).
+
+        Used to hold a validation split out of a training split (e.g. whole actor groups).
+        """
+        n = len(self.samples)
+        bad = [i for i in indices if not 0 <= int(i) < n]
+        if bad:
+            raise IndexError(f"{self.name}.subset: indices {bad[:5]} out of range for {n} samples")
+        out = copy.copy(self)
+        out.samples = [self.samples[int(i)] for i in indices]
+        out.quarantine = []
+        out.name = name or f"{self.name}[subset of {len(out.samples)}]"
+        return out
+
+
+class VideoDataset(SampleDataset):
     """A list of ``(video path, label)`` pairs decoded and transformed according to a :class:`DataConfig`.
 
     Args:
@@ -169,14 +241,6 @@ class VideoDataset(Dataset):
 
     # ------------------------------------------------------------------ construction helpers
 
-    def _check_labels(self, listed: list[tuple[Path, int]]) -> None:
-        for path, label in listed:
-            if not 0 <= label < len(self.classes):
-                raise ValueError(
-                    f"{self.name}: label {label} of {path} is outside [0, {len(self.classes)}) "
-                    f"({len(self.classes)} classes)"
-                )
-
     def _handle_missing(self, policy: MissingPolicy) -> None:
         if not self.missing:
             return
@@ -192,39 +256,8 @@ class VideoDataset(Dataset):
 
     # ------------------------------------------------------------------ dataset protocol
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the per-sample random streams (call before each training epoch)."""
-        self.epoch = int(epoch)
-
-    def rng_for(self, index: int) -> np.random.Generator:
-        """The generator used for sample ``index`` in the current epoch."""
-        return np.random.default_rng([self.seed, self.epoch, index])
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} samples")
-        index = index % len(self)
-        failures: list[str] = []
-        for attempt in range(min(self.max_attempts, len(self))):
-            current = (index + attempt) % len(self)
-            path, label = self.samples[current]
-            try:
-                video = self.load(current)
-            except Exception as exc:  # noqa: BLE001 - in skip mode every failure is recorded, never fatal
-                if self.on_error == "raise":
-                    raise
-                reason = exc.reason if isinstance(exc, VideoReadError) else f"{type(exc).__name__}: {exc}"
-                failures.append(f"{path}: {reason}")
-                self.quarantine.append(failures[-1])
-                continue
-            return {"video": video, "label": label, "index": current, "failed": "; ".join(failures)}
-        raise NoReadableSampleError(
-            f"{self.name}: no readable video among {len(failures)} samples tried from index {index}: "
-            + "; ".join(failures)
-        )
+    def load_tensors(self, index: int) -> dict[str, torch.Tensor]:
+        return {"video": self.load(index)}
 
     def load(self, index: int) -> torch.Tensor:
         """Decode and transform sample ``index`` (no error handling).
@@ -324,21 +357,6 @@ class VideoDataset(Dataset):
         for step in self._whole_steps:
             clip = step(clip, None)
         return clip.detach().to(torch.float32).permute(1, 0, 2, 3).contiguous().cpu().numpy()
-
-    def subset(self, indices: "Sequence[int]", *, name: str | None = None) -> "VideoDataset":
-        """A shallow copy holding only ``samples[i]`` for ``i`` in ``indices`` (same classes, transforms, cache).
-
-        Used to hold a validation split out of a training split (e.g. whole actor groups).
-        """
-        n = len(self.samples)
-        bad = [i for i in indices if not 0 <= int(i) < n]
-        if bad:
-            raise IndexError(f"{self.name}.subset: indices {bad[:5]} out of range for {n} samples")
-        out = copy.copy(self)
-        out.samples = [self.samples[int(i)] for i in indices]
-        out.quarantine = []
-        out.name = name or f"{self.name}[subset of {len(out.samples)}]"
-        return out
 
     def __repr__(self) -> str:
         mode = "train" if self.train else "test"

@@ -58,12 +58,11 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .datasets import (
     ARID_VIDEO_DIRS,
     MissingVideosError,
-    NoReadableSampleError,
+    SampleDataset,
     arid_split,
     hmdb51_split,
     ucf101_split,
@@ -409,7 +408,7 @@ def _read_many(folder: Path, pattern: str, indices: np.ndarray, grey: bool,
 # ------------------------------------------------------------------------------------------ dataset
 
 
-class TwoStreamDataset(Dataset):
+class TwoStreamDataset(SampleDataset):
     """``(frame folder, label)`` pairs read as two-stream samples (see the module docstring).
 
     Args:
@@ -430,6 +429,9 @@ class TwoStreamDataset(Dataset):
         dimension: ``[10, 3, N, crop, crop]`` / ``[10, 2L, N, crop, crop]`` (one view: no view dimension, as
         :class:`~stia_kit.data.datasets.VideoDataset`).
     """
+
+    _read_error = FrameReadError  # its reason is what "failed" / quarantine report
+    _item_kind = "frame folder"
 
     def __init__(
         self,
@@ -452,10 +454,7 @@ class TwoStreamDataset(Dataset):
         self.name = name or type(self).__name__
         self.classes: list[str] = list(classes)
         listed = [(Path(p), int(label)) for p, label in samples]
-        for path, label in listed:
-            if not 0 <= label < len(self.classes):
-                raise ValueError(f"{self.name}: label {label} of {path} is outside [0, {len(self.classes)}) "
-                                 f"({len(self.classes)} classes)")
+        self._check_labels(listed)
         self.config = config
         self.train = bool(train)
         self.on_error = on_error
@@ -491,44 +490,10 @@ class TwoStreamDataset(Dataset):
 
     # ------------------------------------------------------------------ dataset protocol
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
     @property
     def modality(self) -> Modality:
         """The modality read (``config.modality``)."""
         return self.config.modality
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the per-sample random streams (call before each training epoch)."""
-        self.epoch = int(epoch)
-
-    def rng_for(self, index: int) -> np.random.Generator:
-        """The generator used for sample ``index`` in the current epoch."""
-        return np.random.default_rng([self.seed, self.epoch, index])
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"{self.name}: index {index} out of range for {len(self)} samples")
-        index = index % len(self)
-        failures: list[str] = []
-        for attempt in range(min(self.max_attempts, len(self))):
-            current = (index + attempt) % len(self)
-            folder, label = self.samples[current]
-            try:
-                tensors = self.load(current)
-            except Exception as exc:  # noqa: BLE001 - in skip mode every failure is recorded, never fatal
-                if self.on_error == "raise":
-                    raise
-                reason = exc.reason if isinstance(exc, FrameReadError) else f"{type(exc).__name__}: {exc}"
-                failures.append(f"{folder}: {reason}")
-                self.quarantine.append(failures[-1])
-                continue
-            return {**tensors, "label": label, "index": current, "failed": "; ".join(failures)}
-        raise NoReadableSampleError(
-            f"{self.name}: no readable frame folder among {len(failures)} samples tried from index {index}: "
-            + "; ".join(failures)
-        )
 
     def indices(self, index: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(flow fields [N, L], RGB frames [N])`` (0-based) that sample ``index`` reads this epoch.
@@ -564,6 +529,9 @@ class TwoStreamDataset(Dataset):
             rng = self.rng_for(index)
         starts, rgb = tsn_stack_indices(n_flow, segments, cfg.new_length, train=self.train, rng=rng)
         return stack_field_indices(starts[0], cfg.new_length, n_flow), rgb[0], tag
+
+    def load_tensors(self, index: int) -> dict[str, torch.Tensor]:
+        return self.load(index)
 
     def load(self, index: int) -> dict[str, torch.Tensor]:
         """Read and transform sample ``index`` (no error handling): ``{"rgb"?: ..., "flow"?: ...}``.
@@ -616,18 +584,6 @@ class TwoStreamDataset(Dataset):
         out._set_transforms()
         out.quarantine = []
         out.name = name or f"{self.name}[{modality}]"
-        return out
-
-    def subset(self, indices: Sequence[int], *, name: str | None = None) -> "TwoStreamDataset":
-        """A shallow copy holding only ``samples[i]`` for ``i`` in ``indices`` (same classes and transforms)."""
-        n = len(self.samples)
-        bad = [i for i in indices if not 0 <= int(i) < n]
-        if bad:
-            raise IndexError(f"{self.name}.subset: indices {bad[:5]} out of range for {n} samples")
-        out = copy.copy(self)
-        out.samples = [self.samples[int(i)] for i in indices]
-        out.quarantine = []
-        out.name = name or f"{self.name}[subset of {len(out.samples)}]"
         return out
 
     def __repr__(self) -> str:
