@@ -47,6 +47,27 @@ class C3DConfig(PresetConfig):
             raise ValueError(f"C3DConfig.dropout must be in [0, 1), got {self.dropout}")
 
 
+def c3d_pool(group: int, groups: int) -> nn.MaxPool3d:
+    """C3D's pool after conv group ``group`` (0-based) of ``groups``: 1x2x2 after the first (keep early time),
+    2x2x2 after the others, the last padded (0, 1, 1) so 7x7 maps pool to 4x4."""
+    pool = (1, 2, 2) if group == 0 else (2, 2, 2)
+    return nn.MaxPool3d(pool, pool, padding=(0, 1, 1) if group == groups - 1 else 0)
+
+
+def c3d_classifier(in_ch: int, fc_dim: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """C3D's head on the ``[B, in_ch, 1, 4, 4]`` pool5 map: fc6, fc7 (ReLU + dropout) and fc8.
+
+    Shape:
+        ``[B, in_ch, 1, 4, 4] -> [B, num_classes]``.
+    """
+    return nn.Sequential(
+        nn.Flatten(),  # [B, C * 1 * 4 * 4]
+        nn.Linear(in_ch * 16, fc_dim), nn.ReLU(inplace=True), nn.Dropout(dropout),  # fc6
+        nn.Linear(fc_dim, fc_dim), nn.ReLU(inplace=True), nn.Dropout(dropout),  # fc7
+        nn.Linear(fc_dim, num_classes),  # fc8
+    )
+
+
 class C3D(nn.Module):
     """The C3D network; ``features`` are the conv groups, ``classifier`` fc6-fc8."""
 
@@ -60,16 +81,10 @@ class C3D(nn.Module):
                 out_ch = max(1, round(ch * cfg.width_mult))
                 layers += [nn.Conv3d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True)]
                 in_ch = out_ch
-            pool = (1, 2, 2) if g == 0 else (2, 2, 2)
-            layers.append(nn.MaxPool3d(pool, pool, padding=(0, 1, 1) if g == len(C3D_GROUPS) - 1 else 0))
+            layers.append(c3d_pool(g, len(C3D_GROUPS)))
         layers.append(nn.AdaptiveAvgPool3d((1, 4, 4)))  # identity at 16x112^2 (see module docstring)
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),  # [B, C * 1 * 4 * 4]
-            nn.Linear(in_ch * 16, cfg.fc_dim), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout),  # fc6
-            nn.Linear(cfg.fc_dim, cfg.fc_dim), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout),  # fc7
-            nn.Linear(cfg.fc_dim, num_classes),  # fc8
-        )
+        self.classifier = c3d_classifier(in_ch, cfg.fc_dim, num_classes, cfg.dropout)
 
     @property
     def input_spec(self) -> InputSpec:

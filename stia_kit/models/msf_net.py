@@ -57,6 +57,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..registry import Preset
 from .blocks import DEFAULT_ACT, DEFAULT_NORM, Act, ClassifierHead, Norm, Stem, Triple, conv_norm_act, shortcut
+from .c3d import c3d_classifier, c3d_pool
 from .registry import InputSpec, MODELS, PresetConfig, register_model
 
 MSLPosition = Literal["a", "b", "c", "d"]
@@ -381,17 +382,11 @@ class MSFC3D(nn.Module):
             kind = cfg.attention if g + 1 in cfg.attention_at else "none"
             if kind != "none":
                 layers.append(make_attention(kind, width, size))  # DCT size: the group's size at 112^2
-            pool = (1, 2, 2) if g == 0 else (2, 2, 2)
-            layers.append(nn.MaxPool3d(pool, pool, padding=(0, 1, 1) if g == len(C3D_WIDTHS) - 1 else 0))
+            layers.append(c3d_pool(g, len(C3D_WIDTHS)))
             size //= 2
         layers.append(nn.AdaptiveAvgPool3d((1, 4, 4)))  # identity at 16x112^2 (as stia_kit.models.c3d)
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),  # [B, C * 1 * 4 * 4]
-            nn.Linear(in_ch * 16, cfg.fc_dim), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout),  # fc6
-            nn.Linear(cfg.fc_dim, cfg.fc_dim), nn.ReLU(inplace=True), nn.Dropout(cfg.dropout),  # fc7
-            nn.Linear(cfg.fc_dim, num_classes),  # fc8
-        )
+        self.classifier = c3d_classifier(in_ch, cfg.fc_dim, num_classes, cfg.dropout)
 
     @property
     def input_spec(self) -> InputSpec:
