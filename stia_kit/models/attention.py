@@ -66,7 +66,7 @@ class ECA3d(nn.Module):
     output ``w * I + I`` (Eq. (6), ``sigma(C1D_k(Avg(I))) * I + I``).
 
     Shape:
-        ``[B, C, T, H, W] -> [B, C, T, H, W]``.
+        ``[B, C, T, H, W] -> [B, C, T, H, W]``; ``attention_map``: ``[B, C]``.
     """
 
     def __init__(self, channels: int, *, gamma: int = 2, b: int = 1) -> None:
@@ -79,6 +79,10 @@ class ECA3d(nn.Module):
         y = x.mean(dim=(2, 3, 4))  # Eq. (5): 3D global average pooling, [B, C]
         y = self.conv(y.unsqueeze(1)).squeeze(1)  # C1D_k, k from Eq. (4): local cross-channel interaction, [B, C]
         return torch.sigmoid(y)
+
+    def attention_map(self, x: Tensor) -> Tensor:
+        """The channel weights this module applies to ``x`` (:meth:`channel_weights`), ``[B, C]``."""
+        return self.channel_weights(x)
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.channel_weights(x)[:, :, None, None, None]  # [B, C, 1, 1, 1]

@@ -384,6 +384,10 @@ class SEBlock(nn.Module):
         z = x.mean(dim=(2, 3))  # squeeze: [B, C]
         return torch.sigmoid(self.fc2(self.relu(self.fc1(z))))  # excitation: [B, C]
 
+    def attention_map(self, x: Tensor) -> Tensor:
+        """The excitation weights this module applies to ``x`` (:meth:`channel_weights`), ``[B, C]``."""
+        return self.channel_weights(x)
+
     def forward(self, x: Tensor) -> Tensor:
         return x * self.channel_weights(x)[:, :, None, None]  # recalibration: [B, C, H, W]
 

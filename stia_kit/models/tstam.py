@@ -196,7 +196,8 @@ class MultiSpatialAttention(nn.Module):
         ``maps``: the backbone maps ``[B, N, C, h, w]``."""
         B, N, C, h, w = maps.shape
         x = maps.reshape(B * N, C, h, w)  # [B*N, C, h, w]
-        alpha = torch.stack([m.attention_map(x) for m in self.models], dim=1)  # [B*N, l, h, w]
+        # m(x) is m.attention_map(x); calling the module lets forward hooks (the attention recorder) see it
+        alpha = torch.stack([m(x) for m in self.models], dim=1)  # [B*N, l, h, w]
         return alpha.reshape(B, N, -1, h, w)  # [B, N, l, h, w]
 
     def forward(self, maps: Tensor, mapped: Tensor) -> Tensor:
