@@ -10,6 +10,9 @@
     stia enhance SRC DST --method ...       enhance every video under SRC into DST (resumable)
     stia arid-eval [...]                    recogniser on dark (ARID-layout) data before/after enhancement
                                             (options = notebook 06's parameters)
+    stia explain VIDEO --run DIR [...]      attributions + attention maps of one clip: one self-contained HTML
+    stia explain-eval DIR [...]             localisation table (method x metric, chance, sanity check) of a
+                                            run trained on SynthActions: JSON + markdown
 """
 from __future__ import annotations
 
@@ -228,6 +231,53 @@ def cmd_arid_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _methods(text: str) -> tuple[str, ...]:
+    from .explain.attribution import METHODS
+
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in names if m not in METHODS]
+    if bad or not names:
+        raise SystemExit(f"--method: unknown {bad or 'empty list'}; choose from {', '.join(METHODS)}")
+    return names
+
+
+def _explain_config(args: argparse.Namespace, method: str) -> Any:
+    from .explain.attribution import ExplainConfig
+
+    return ExplainConfig(method=method, n_steps=args.ig_steps, memory_mb=args.memory_mb)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain.pipeline import explain_video
+
+    methods = _methods(args.method)
+    path, exp = explain_video(args.run, args.video, args.out, methods=methods,
+                              config=_explain_config(args, methods[0]), target=args.target,
+                              checkpoint=args.checkpoint, data_root=args.data_root or "", verbose=not args.quiet)
+    top = exp.probs.argsort()[::-1][:3]
+    print("top-3: " + ", ".join(f"{exp.classes[i]} {exp.probs[i]:.3f}" for i in top)
+          + (f" (true: {exp.classes[exp.label]})" if exp.label is not None else ""))
+    for method, row in exp.localisation.items():
+        print(f"{method}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_explain_eval(args: argparse.Namespace) -> int:
+    from .explain.evaluate import ExplainEvalConfig, evaluate_explanations, write_tables
+
+    methods = _methods(args.method)
+    cfg = ExplainEvalConfig(methods=methods, max_clips=args.clips, tolerance=args.tolerance,
+                            sanity_clips=args.sanity_clips, sanity_layers=args.sanity_layers,
+                            checkpoint=args.checkpoint, data_root=args.data_root or "", seed=args.seed,
+                            attention=not args.no_attention, explain=_explain_config(args, methods[0]))
+    result = evaluate_explanations(args.run, cfg, progress=None if args.quiet else (lambda t: print(t, file=sys.stderr)))
+    js, md = write_tables(result, args.out or args.run)
+    print(result.markdown())
+    print(f"written: {js}, {md}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .experiments.quickstart import QuickstartParams
     from .params import add_arguments
@@ -319,6 +369,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(arid, LowLightParams, choices={"model": list_models()})
     arid.add_argument("--quiet", action="store_true")
     arid.set_defaults(func=cmd_arid_eval)
+
+    from .explain.attribution import METHODS
+
+    def explain_options(p: argparse.ArgumentParser, default_methods: str) -> None:
+        p.add_argument("--method", default=default_methods, help=f"comma list of {', '.join(METHODS)}")
+        p.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run folder (last.pt when absent)")
+        p.add_argument("--data-root", help="override the run's data_root")
+        p.add_argument("--ig-steps", type=int, default=16, help="Integrated Gradients steps")
+        p.add_argument("--memory-mb", type=int, default=1024, help="memory budget of batched attribution passes")
+        p.add_argument("--quiet", action="store_true")
+
+    exp = sub.add_parser("explain", help="attributions and attention maps of one video: one self-contained HTML report")
+    exp.add_argument("video", help="a video file (a SynthActions .npz beside it adds the localisation numbers)")
+    exp.add_argument("--run", required=True, help="run folder (run.json + checkpoints)")
+    exp.add_argument("--out", default="report.html", help="HTML report to write")
+    exp.add_argument("--target", type=int, help="class index to explain (default: the predicted class)")
+    explain_options(exp, "saliency,gradcam,integrated_gradients")
+    exp.set_defaults(func=cmd_explain)
+
+    ee = sub.add_parser("explain-eval", help="localisation table of a SynthActions run (JSON + markdown)")
+    ee.add_argument("run", help="run folder trained on SynthActions")
+    ee.add_argument("--out", help="folder for explain_eval.json / .md (default: the run folder)")
+    ee.add_argument("--clips", type=int, default=22, help="test clips, round-robin over classes (0 = all)")
+    ee.add_argument("--tolerance", type=int, default=2, help="pointing game: mask dilation in pixels")
+    ee.add_argument("--sanity-clips", type=int, default=2, help="clips of the randomisation sanity check (0 = skip)")
+    ee.add_argument("--sanity-layers", type=int, default=3, help="top layers randomised, cumulatively")
+    ee.add_argument("--seed", type=int, default=0)
+    ee.add_argument("--no-attention", action="store_true", help="do not score the model's attention maps")
+    explain_options(ee, "saliency,integrated_gradients,gradcam,occlusion")
+    ee.set_defaults(func=cmd_explain_eval)
     return parser
 
 

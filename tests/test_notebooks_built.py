@@ -13,7 +13,7 @@ BUILDERS = sorted(SRC.glob("build_*.py"))
 NOTEBOOK = {"build_00": "00_quickstart.ipynb", "build_01": "01_dual_pathway_cdai.ipynb",
             "build_02": "02_stilt_two_stream.ipynb", "build_03": "03_tstam_attention.ipynb",
             "build_04": "04_st_manet.ipynb", "build_05": "05_msf_fsam.ipynb",
-            "build_06": "06_lowlight_arid.ipynb"}
+            "build_06": "06_lowlight_arid.ipynb", "build_07": "07_attention_and_attribution.ipynb"}
 
 
 def _cells(builder: Path) -> list:
