@@ -118,8 +118,9 @@ else:
     md("""## 4 · Attributions, side by side
 
 Each method explains the true class of the clip: **saliency** (|gradient|), **Integrated Gradients** (black
-baseline, `ig_steps` steps), **3D Grad-CAM** on the last spatio-temporal layer (upsampled trilinearly),
-**occlusion** (space-time windows). One frame slider drives all panels; maps are normalised per method over
+frames as the baseline, `ig_steps` steps), **3D Grad-CAM** on the last spatio-temporal layer (upsampled trilinearly),
+**occlusion** (non-overlapping windows of 2 frames x `occlusion_window`^2 pixels set to the mean colour, i.e. zero after normalisation).
+One frame slider drives all panels; maps are normalised per method over
 the whole clip, so frames are comparable within a method."""),
     code("""methods = P.method_list()
 explained = {}  # (clip, model, method) -> map [T, H, W]
@@ -151,11 +152,12 @@ for name in ("Sit", "Stand"):
     preds = {row: classes[ex.predict(run.model, clips[name].clip)] for row, run in runs.items()}
     print(f"{name}: phase mass " + ", ".join(f"{k} {v:.2f}" for k, v in summary.items())
           + " | predicted: " + ", ".join(f"{k} -> {v}" for k, v in preds.items()))"""),
-    md("""Things to look for (compare with the numbers printed above, which are this run's): the 2D baseline averages
-per-frame scores, so nothing in it can depend on the order of frames -- on *sit* vs *stand* it can only
-guess from poses that occur in both, and its relevance tends to follow the frames where the actor is
-largest, not where the motion happens. A 3D model can use the change between frames; if it has learnt
-to, its relevance concentrates in the frames of the action (phase mass above chance)."""),
+    md("""What to look for in the numbers above (they are this run's; rerun with another `seed` to see how much they
+move): the 2D baseline scores every frame on its own and averages, so nothing it computes depends on the order
+of the frames -- on *sit* vs *stand* it can only use poses, which occur in both. A 3D model can use the
+change between frames. Is its relevance more concentrated in the frames where the action happens (phase mass
+above the chance level) than the baseline's? Does its prediction of the pair differ? One pair of clips is an
+anecdote: the table below averages over clips of every class."""),
     md("""## 6 · The localisation table and the sanity check
 
 For `eval_clips` test clips (spread over the classes), every method's map of the true class is scored

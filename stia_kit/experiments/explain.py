@@ -48,16 +48,17 @@ class ExplainParams(RunFields, RecipeFields, SynthFields, DataFields, PresetFiel
     sanity_clips: int = 1  # clips of the cascading-randomisation sanity check (0 = skip)
     sanity_layers: int = 3  # top parameterised layers randomised (cumulatively)
     ig_steps: int = 16  # Integrated Gradients steps
+    occlusion_window: int = 8  # occlusion: window side in pixels (2 frames deep), stride = window (non-overlapping)
     tolerance: int = 2  # pointing game: mask dilation in pixels
     explain_memory_mb: int = 1024  # memory budget of the batched attribution passes (MiB)
     out_dir: str = "runs/explain"  # run folders (one per model), explain_eval_<model>.json / .md
 
     PAPER: ClassVar[Mapping[str, Any]] = {"num_frames": 16, "stride": 2, "short_side": 128, "crop_size": 112,
-                                          "epochs": 45}
+                                          "epochs": 45, "occlusion_window": 16}
 
     def _check(self) -> None:
         self._at_least(0, "eval_clips", "sanity_clips", "sanity_layers", "tolerance")
-        self._at_least(1, "ig_steps", "explain_memory_mb")
+        self._at_least(1, "ig_steps", "explain_memory_mb", "occlusion_window")
         self.model_list()
         self.method_list()
         if self.resolved() is not self:
@@ -87,8 +88,10 @@ class ExplainParams(RunFields, RecipeFields, SynthFields, DataFields, PresetFiel
     def explain_config(self, method: str = "integrated_gradients") -> ExplainConfig:
         """The attribution budgets of these parameters."""
         from ..explain.clips import black_value, run_data_config
-        return ExplainConfig(method=method, n_steps=self.ig_steps, memory_mb=self.explain_memory_mb,
-                             seed=self.seed, black_value=black_value(run_data_config(self)))
+        p = self.resolved()
+        window = (2, p.occlusion_window, p.occlusion_window)
+        return ExplainConfig(method=method, n_steps=p.ig_steps, memory_mb=p.explain_memory_mb, seed=p.seed,
+                             window=window, stride=window, black_value=black_value(run_data_config(p)))
 
     def eval_config(self) -> ExplainEvalConfig:
         """The localisation-table settings of these parameters."""

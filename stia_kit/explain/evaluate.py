@@ -106,7 +106,7 @@ class ExplainEvalResult:
             rho, passed = self.sanity.get(method), self.sanity_passed.get(method)
             verdict = {True: "pass", False: "FAIL", None: "undefined: constant map"}[passed]
             cells.append("n/a" if rho is None else f"{_fmt(rho)} ({verdict})")
-            cells.append(f"{self.seconds.get(method, float('nan')):.2f}")
+            cells.append(f"{self.seconds[method]:.2f}" if method in self.seconds else "n/a")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
