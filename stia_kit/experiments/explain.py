@@ -153,10 +153,10 @@ def format_table(results: Mapping[str, ExplainEvalResult]) -> str:
 def predict(model: Any, clip: Any) -> int:
     """The class index ``model`` predicts for one clip ``[C, T, H, W]`` (eval mode, no gradients)."""
     import torch
+    from ..explain.attribution import model_logits
     model.eval()
     with torch.no_grad():
-        out = model(clip[None])
-    return int((out["logits"] if isinstance(out, dict) else out)[0].argmax())
+        return int(model_logits(model, clip[None])[0].argmax())
 
 
 def phase_summary(curves: Mapping[str, np.ndarray], active: np.ndarray) -> dict[str, float]:

@@ -179,7 +179,8 @@ def _grad(xs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return tuple(x.detach().clone().requires_grad_(True) for x in xs)
 
 
-def _logits(model: nn.Module, inputs: Inputs) -> Tensor:
+def model_logits(model: nn.Module, inputs: Inputs) -> Tensor:
+    """``model(inputs)`` as logits ``[B, K]`` (a dict output's ``"logits"``)."""
     out = model(inputs)
     return out["logits"] if isinstance(out, Mapping) else out
 
@@ -204,7 +205,7 @@ def _targets(model: nn.Module, inputs: Inputs, target: Target, batch: int) -> li
     """Explained class per batch item: the predicted class when ``target`` is None."""
     if target is None:
         with torch.no_grad():
-            return [int(i) for i in _logits(model, inputs).argmax(dim=1)]
+            return [int(i) for i in model_logits(model, inputs).argmax(dim=1)]
     if isinstance(target, Tensor):
         target = target.flatten().tolist()
     if isinstance(target, int):
@@ -826,7 +827,7 @@ def attribute(model: nn.Module, inputs: Inputs, target: Target = None, method: s
 # --------------------------------------------------------------------------------------------- ablations
 def _probs(model: nn.Module, inputs: Inputs, targets: list[int]) -> Tensor:
     with torch.no_grad():
-        p = torch.softmax(_logits(model, inputs), dim=1)
+        p = torch.softmax(model_logits(model, inputs), dim=1)
     return p.gather(1, torch.tensor(targets, device=p.device)[:, None])[:, 0]
 
 

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from ..fileio import write_json_atomic, write_text_atomic
 from ..synth import load_masks
 from . import measures as M
-from .attribution import METHODS, ExplainConfig, attribute
+from .attribution import METHODS, ExplainConfig, attribute, model_logits
 from .clips import black_value, mask_clip, prepare_clip, run_data_config, run_params
 from .recorder import AttentionRecorder
 
@@ -115,11 +115,6 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.3f}"
 
 
-def _logits(model: nn.Module, x: Tensor) -> Tensor:
-    out = model(x)
-    return out["logits"] if isinstance(out, dict) else out
-
-
 def pick_clips(samples: Sequence[tuple[Path, int]], max_clips: int) -> list[int]:
     """Indices of up to ``max_clips`` samples taken round-robin over the classes (all when 0)."""
     if max_clips == 0 or max_clips >= len(samples):
@@ -160,24 +155,6 @@ def attention_saliency(model: nn.Module, x: Tensor) -> dict[str, np.ndarray]:
     return out
 
 
-def _randomise_top(model: nn.Module, x: Tensor, k: int, seed: int) -> list[str]:
-    """Names of the ``k`` parameterised leaf modules closest to the output (forward order reversed)."""
-    order: list[str] = []
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: order.append(n))
-             for n, m in model.named_modules() if not list(m.children()) and list(m.parameters(recurse=False))]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    seen: list[str] = []
-    for n in reversed(order):
-        if n not in seen:
-            seen.append(n)
-    return seen[:k]
-
-
 def evaluate_explanations(run_dir: str | Path, config: ExplainEvalConfig | None = None, *,
                           progress: Callable[[str], None] | None = None) -> ExplainEvalResult:
     """The localisation table of run ``run_dir`` (module docstring). ``progress(text)`` gets one line per clip."""
@@ -214,7 +191,7 @@ def evaluate_explanations(run_dir: str | Path, config: ExplainEvalConfig | None 
         active = M.action_phase(meta, item.num_video_frames, item.indices)
         x = item.clip[None]
         with torch.no_grad():
-            probs = torch.softmax(_logits(model, x), -1)[0]
+            probs = torch.softmax(model_logits(model, x), -1)[0]
         correct += int(probs.argmax()) == label
         maps: dict[str, np.ndarray] = {}
         for method in methods:
@@ -246,7 +223,7 @@ def evaluate_explanations(run_dir: str | Path, config: ExplainEvalConfig | None 
             for k, v in row.items():
                 values.setdefault(method, {}).setdefault(k, []).append(float(v))
         if n_done < cfg.sanity_clips and cfg.sanity_layers:
-            layers = _randomise_top(model, x, cfg.sanity_layers, cfg.seed)
+            layers = M.forward_order(model, x)[::-1][:cfg.sanity_layers]  # the top parameterised layers
             for method in methods:
                 def explain(m: nn.Module, inp: Tensor, target: int, method: str = method) -> np.ndarray:
                     return attribute(m, inp, target=target, method=method,

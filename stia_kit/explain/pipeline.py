@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import measures as M
-from .attribution import ExplainConfig, attribute, estimate_cost
+from .attribution import ExplainConfig, attribute, estimate_cost, model_logits
 from .clips import ExplainClip, black_value, mask_clip, prepare_clip, run_data_config, run_params
 from .recorder import AttentionRecorder
 
@@ -59,9 +59,7 @@ def explain_loaded(model: nn.Module, info: dict[str, Any], video: str | Path, *,
     x = item.clip[None]
     classes = list(info["classes"])
     with torch.no_grad():
-        out = model(x)
-        logits = out["logits"] if isinstance(out, dict) else out
-    probs = torch.softmax(logits, -1)[0].numpy()
+        probs = torch.softmax(model_logits(model, x), -1)[0].numpy()
     label = _label_of(video, classes)
     tgt = int(probs.argmax()) if target is None else int(target)
     base = config or ExplainConfig()
@@ -73,11 +71,12 @@ def explain_loaded(model: nn.Module, info: dict[str, Any], video: str | Path, *,
     maps: dict[str, np.ndarray] = {}
     for method in methods:
         cfg = dataclasses.replace(base, method=method)
-        est = estimate_cost(model, x, method, cfg)
         t0 = time.perf_counter()
         att = attribute(model, x, target=tgt, method=method, config=cfg, verbose=verbose)
+        seconds = time.perf_counter() - t0
         maps[method] = att.maps["video"][0].numpy()
-        notes.append(f"{method}: {time.perf_counter() - t0:.2f} s (estimate was: {est.text}); {att.meta}")
+        estimate = att.meta.get("estimate") or estimate_cost(model, x, method, cfg).text  # verbose runs made one
+        notes.append(f"{method}: {seconds:.2f} s (estimate was: {estimate}); {att.meta}")
     with AttentionRecorder(model) as rec, torch.no_grad():
         model(x)
     attention = [(label_, kind, t.numpy()) for label_, kind, t in rec.flat()]
