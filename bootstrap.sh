@@ -19,7 +19,7 @@ setup() {
     fi
     echo "[stia] installing pinned dependencies (requirements/constraints.txt) and stia_kit"
     # torch==2.13.0 is pinned: an unpinned torch would pull a multi-GB CUDA build.
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e '.[test]'
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e '.[test,course,cluster]'
     echo "[stia] registering the Jupyter kernel 'stia-kit' inside $VENV"
     # --sys-prefix, not --user: a per-user kernel would point at whichever clone ran bootstrap last
     # (a CI clone once redirected everyone's 'stia-kit' kernel to its own, since-deleted venv).

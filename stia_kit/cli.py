@@ -11,6 +11,7 @@
     stia arid-eval [...]                    recogniser on dark (ARID-layout) data before/after enhancement
                                             (options = notebook 06's parameters)
     stia explain VIDEO --run DIR [...]      attributions + attention maps of one clip: one self-contained HTML
+    stia sweep [NB] --grid G --out D     one papermill run per grid point (--workers, --backend process|submitit)
     stia explain-eval DIR [...]             localisation table (method x metric, chance, sanity check) of a
                                             run trained on SynthActions: JSON + markdown
 """
@@ -151,22 +152,12 @@ def _literal(value: str) -> Any:
     return {"true": True, "false": False, "none": None}.get(value.lower(), value)
 
 
-def _kernel(name: str) -> str:
-    """``name`` if that Jupyter kernel is installed; else this interpreter's ``python3`` kernel, with a note."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if name in KernelSpecManager().find_kernel_specs():
-        return name
-    print(f"note: Jupyter kernel {name!r} is not installed (bash bootstrap.sh setup registers 'stia-kit'); "
-          "using 'python3'", file=sys.stderr)
-    return "python3"
-
-
 def cmd_quickstart(args: argparse.Namespace) -> int:
     import papermill as pm
 
     from .experiments.quickstart import QuickstartParams
     from .params import from_mapping
+    from .sweep import resolve_kernel
 
     out_dir = Path(args.out).resolve()
     params: dict[str, Any] = {"out_dir": str(out_dir), "data_root": str(Path(args.data).resolve())}
@@ -175,7 +166,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     notebook = REPO_ROOT / "notebooks" / "00_quickstart.ipynb"
     output = out_dir / "00_quickstart.ipynb"
-    pm.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=_kernel(args.kernel),
+    pm.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=resolve_kernel(args.kernel),
                         cwd=str(REPO_ROOT), progress_bar=not args.quiet)
     print(f"executed notebook: {output}\nmetrics JSON:      {out_dir / 'metrics.json'}")
     metrics = json.loads((out_dir / "metrics.json").read_text())
@@ -183,6 +174,65 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
         print(f"  {name:8s} test top-1 {m['top1']:.3f}  ({m['train_seconds']:.0f} s)")
     print(f"  chance   {metrics['chance_top1']:.3f}")
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import signal
+
+    from . import sweep as S
+
+    try:
+        spec = S.load_grid(args.grid)
+        name = args.notebook or spec.notebook
+        if not name:
+            raise S.SweepError(f"{args.grid}: no notebook (give NOTEBOOK or a 'notebook:' key in the grid file)")
+        notebook = S.find_notebook(name, args.grid)
+        extra = {n: _literal(v) for n, v in args.param}
+        changes: dict[str, Any] = {"fixed": {**spec.fixed, **extra}} if extra else {}
+        if args.timeout is not None:
+            changes["timeout_s"] = args.timeout if args.timeout > 0 else None
+        if args.retries is not None:
+            changes["retries"] = args.retries
+        spec = dataclasses.replace(spec, **changes) if changes else spec
+        options = {k: _literal(v) for k, v in args.executor_option}
+        if args.dry_run:
+            tasks = S.plan(notebook, spec, args.out, kernel=args.kernel, cwd=args.cwd)
+            for t in tasks:
+                state = "done" if S.is_done(Path(t.run_dir)) else "to run"
+                shown = {k: v for k, v in t.params.items() if k != "out_dir"}
+                print(f"{t.run_id:40s} {state:7s} {json.dumps(shown, default=str)}")
+            print(f"{len(tasks)} points of {notebook.name}, all valid (nothing run: --dry-run)")
+            return 0
+    except (S.SweepError, OSError) as exc:  # a bad grid / point / notebook: one line, nothing has run
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def report(s: dict[str, Any]) -> None:
+        if not args.quiet:
+            error = f"  {s['error'].splitlines()[0][:200]}" if s["error"] else ""
+            print(f"[{s['status']:7s}] {s['run_id']} ({s['seconds']:.0f} s){error}", flush=True)
+
+    def terminate(signum: int, frame: Any) -> None:  # SIGTERM (kill, a scheduler): stop like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        result = S.sweep(notebook, spec, args.out, workers=args.workers, backend=args.backend, kernel=args.kernel,
+                         cwd=args.cwd, render_html=args.html, cluster=args.cluster, executor_options=options,
+                         on_status=report)
+    except S.SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    done = sum(S.is_done(Path(t.run_dir)) for t in result.tasks)
+    print(f"{notebook.name}: {len(result.tasks)} points, {len(result.skipped)} already done (skipped), "
+          f"{len(result.ran)} run now, {len(result.failed)} failed -> {result.csv}, {result.index}")
+    if result.interrupted:
+        print(f"interrupted: {done} of {len(result.tasks)} points are done; run the same command again to resume "
+              "(finished points are skipped, interrupted ones start again)", file=sys.stderr)
+        return 130
+    return 1 if result.failed else 0
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
@@ -346,6 +396,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="notebook parameter (repeatable), e.g. -p epochs 3")
     quick.add_argument("--quiet", action="store_true")
     quick.set_defaults(func=cmd_quickstart)
+
+    sw = sub.add_parser("sweep", help="one papermill run per point of a parameter grid (resumable; CSV + HTML index)")
+    sw.add_argument("notebook", nargs="?", help="notebook (default: the grid file's 'notebook'; looked up in notebooks/)")
+    sw.add_argument("--grid", required=True, help="grid YAML: notebook, fixed, grid, points, metrics, timeout_s, retries")
+    sw.add_argument("--out", required=True, help="sweep folder: runs/<run_id>/, results.csv, index.html")
+    sw.add_argument("--workers", type=int, default=1, help="points run at the same time (process) / array parallelism (SLURM)")
+    sw.add_argument("--backend", choices=["process", "submitit"], default="process",
+                    help="process: subprocesses here; submitit: SLURM jobs (pip install 'stia-kit[cluster]')")
+    sw.add_argument("--cluster", choices=["slurm", "local", "debug"],
+                    help="submitit executor (default: slurm when sbatch is on PATH, else local)")
+    sw.add_argument("--executor-option", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                    help="submitit parameter (repeatable), e.g. slurm_partition gpu, gpus_per_node 1, timeout_min 240")
+    sw.add_argument("--kernel", default="stia-kit", help="Jupyter kernel of every run (python3 when it is missing)")
+    sw.add_argument("--cwd", help="working directory of the runs (relative paths in the grid; default: here)")
+    sw.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="extra fixed parameter (repeatable), e.g. -p epochs 2")
+    sw.add_argument("--timeout", type=float, help="seconds per run, overriding the grid's timeout_s (0 = none)")
+    sw.add_argument("--retries", type=int, help="kernel-start retries, overriding the grid's retries")
+    sw.add_argument("--html", action="store_true", help="also render each executed notebook as HTML")
+    sw.add_argument("--dry-run", action="store_true", help="validate every point and list the run ids; run nothing")
+    sw.add_argument("--quiet", action="store_true", help="no line per finished point")
+    sw.set_defaults(func=cmd_sweep)
 
     enh = sub.add_parser("enhance", help="enhance every video under SRC into the same paths under DST (resumable)")
     enh.add_argument("src", help="folder of videos (searched recursively)")

@@ -9,6 +9,7 @@ done when its ``.npz`` (written last) carries the current config key and its vid
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -19,6 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -195,6 +197,28 @@ def generate_synth_actions(root: str | Path, cfg: SynthConfig = SynthConfig(), *
     start = time.perf_counter()
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    with _root_lock(root):  # parallel runs (stia sweep --workers N) sharing a data_root render it once
+        return _generate_locked(root, cfg, progress, workers, start)
+
+
+@contextlib.contextmanager
+def _root_lock(root: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``root/.synth.lock`` (POSIX; a no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one process at a time is the user's responsibility
+        yield
+        return
+    with open(root / ".synth.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # a second generator waits here, then finds the manifest complete
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _generate_locked(root: Path, cfg: SynthConfig, progress: bool, workers: int, start: float) -> SynthSummary:
+    """The body of :func:`generate_synth_actions`, run while holding the root's lock."""
     jobs = [(str(root), cfg, a, c) for a in cfg.classes for c in range(cfg.clips_per_class)]
     manifest = _manifest_matches(root, cfg)
     if manifest is not None:
