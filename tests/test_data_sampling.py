@@ -78,3 +78,15 @@ def test_sampler_errors_name_the_parameter() -> None:
         tsn_indices(10, 4, train=False, short_clip="pad")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="rng"):
         dense_indices(100, 8, 2, train=True)
+
+
+def test_tsn_bounds_in_integer_arithmetic() -> None:
+    """floor(k F / K) computed in floats mis-rounds for some sizes (F=15, K=11 lost frame 14 in training)."""
+    import numpy as np
+
+    from stia_kit.data.sampling import tsn_indices
+
+    rng = np.random.default_rng(0)
+    seen = {int(i) for _ in range(300) for i in tsn_indices(15, 11, train=True, rng=rng)[0]}
+    assert 14 in seen and max(seen) == 14
+    assert tsn_indices(90, 1, train=False, num_clips=5)[:, 0].tolist() == [9, 27, 45, 63, 81]

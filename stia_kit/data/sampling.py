@@ -146,14 +146,15 @@ def tsn_indices(
         else:
             starts = np.zeros(n_out, dtype=np.int64)
         return _short_dense(num_frames, num_segments, 1, starts.astype(np.int64), short_clip)
-    seg = num_frames / num_segments
-    bounds = np.floor(np.arange(num_segments + 1) * seg).astype(np.int64)  # segment k = [b_k, b_{k+1})
+    # segment k = [b_k, b_{k+1}), b_k = floor(k F / K) in integers (a float F / K mis-rounds, e.g. F=15, K=11)
+    bounds = (np.arange(num_segments + 1, dtype=np.int64) * num_frames) // num_segments
     lengths = np.maximum(bounds[1:] - bounds[:-1], 1)
     if train:
         offsets = (_need_rng(rng, "tsn_indices").random(num_segments) * lengths).astype(np.int64)
         return (bounds[:-1] + np.minimum(offsets, lengths - 1))[None, :].astype(np.int64)
-    fractions = (np.arange(num_clips) + 0.5) / num_clips
-    idx = bounds[None, :-1] + np.floor(fractions[:, None] * lengths[None, :]).astype(np.int64)
+    # clip c: offset floor((c + 1/2) / n * L) of each segment, as ((2c + 1) L) // (2n) in integers
+    twice = 2 * np.arange(num_clips, dtype=np.int64) + 1
+    idx = bounds[None, :-1] + (twice[:, None] * lengths[None, :]) // (2 * num_clips)
     return np.minimum(idx, num_frames - 1).astype(np.int64)
 
 
