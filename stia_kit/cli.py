@@ -12,6 +12,9 @@
                                             (options = notebook 06's parameters)
     stia explain VIDEO --run DIR [...]      attributions + attention maps of one clip: one self-contained HTML
     stia sweep [NB] --grid G --out D     one papermill run per grid point (--workers, --backend process|submitit)
+    stia course assign [NAME...]        student notebooks + autograder zips (otter assign) under course/
+    stia course build [--out site]      execute every notebook (resumable) and render the HTML course book
+    stia grade SUB... --assignment NAME grade submissions with otter, each isolated and time-limited
     stia explain-eval DIR [...]             localisation table (method x metric, chance, sanity check) of a
                                             run trained on SynthActions: JSON + markdown
 """
@@ -216,6 +219,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, terminate)
+    # a shell starts background jobs with SIGINT ignored (Python then never raises KeyboardInterrupt): restore it
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = S.sweep(notebook, spec, args.out, workers=args.workers, backend=args.backend, kernel=args.kernel,
                          cwd=args.cwd, render_html=args.html, cluster=args.cluster, executor_options=options,
@@ -225,14 +230,79 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     done = sum(S.is_done(Path(t.run_dir)) for t in result.tasks)
     print(f"{notebook.name}: {len(result.tasks)} points, {len(result.skipped)} already done (skipped), "
           f"{len(result.ran)} run now, {len(result.failed)} failed -> {result.csv}, {result.index}")
+    cut = [k for k, st in result.statuses.items() if st["status"] == "interrupted"]
     if result.interrupted:
-        print(f"interrupted: {done} of {len(result.tasks)} points are done; run the same command again to resume "
+        print(f"interrupted: {done} of {len(result.tasks)} points are done ({len(cut)} cut off while running); run the same command again to resume "
               "(finished points are skipped, interrupted ones start again)", file=sys.stderr)
         return 130
     return 1 if result.failed else 0
+
+
+def cmd_course_assign(args: argparse.Namespace) -> int:
+    from .course.assign import assign
+
+    try:
+        done = assign(args.out, args.names or None, run_tests=args.run_tests)
+    except (KeyError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for a in done:
+        print(f"{a.name}: student {a.student}  autograder {a.autograder_zip}")
+    print(f"{len(done)} exercises assigned under {args.out}: learners open student/<name>.ipynb and run "
+          "grader.check(...) offline; grade with: stia grade SUBMISSION... --assignment NAME")
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .course.grade import grade
+
+    try:
+        report = grade(args.submissions, args.assignment, course_dir=args.course_dir, out=args.out,
+                       timeout_s=args.timeout, workers=args.workers)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for r in report.rows:
+        reason = f"  {' '.join(r.reason.split())[:160]}" if r.reason else ""
+        print(f"{r.stem:24s} {r.score:g} / {r.max_score:g}  {r.status:7s} {r.seconds:5.1f} s{reason}")
+    print(f"scores: {report.csv_path} (per submission: <stem>.json, feedback <stem>.md)")
+    return 0
+
+
+def _book_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``NOTEBOOK:NAME=VALUE`` items -> {notebook file: {name: value}} (``00`` stands for 00_quickstart.ipynb)."""
+    from .course.catalog import NOTEBOOKS
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        head, sep, value = item.partition("=")
+        nb, colon, name = head.partition(":")
+        matches = [n.file for n in NOTEBOOKS if n.file == nb or n.file.startswith(nb + "_")]
+        if not (sep and colon and name and len(matches) == 1):
+            raise SystemExit(f"-p {item!r}: expected NOTEBOOK:NAME=VALUE with NOTEBOOK one of "
+                             f"{', '.join(n.file for n in NOTEBOOKS)} (or its number, e.g. 01:epochs=3)")
+        out.setdefault(matches[0], {})[name] = _literal(value)
+    return out
+
+
+def cmd_course_build(args: argparse.Namespace) -> int:
+    from .course.book import build_book
+
+    book = build_book(args.out, params=_book_params(args.param), course_dir=None if args.no_exercises else args.course_dir,
+                      workers=args.workers, kernel=args.kernel, timeout_s=args.timeout)
+    for page in book.pages:
+        took = f"{page.seconds:.0f} s" if page.seconds is not None else "-"
+        print(f"{page.file:40s} {page.status:8s} {took:>7s}  {page.error.splitlines()[0][:120] if page.error else ''}")
+    total = sum(p.seconds or 0 for p in book.pages)
+    print(f"book: {book.index} (notebook run time {total / 60:.1f} min; a rerun skips notebooks already executed)")
+    if book.failed:
+        print(f"not built from a successful run: {', '.join(book.failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_enhance(args: argparse.Namespace) -> int:
@@ -418,6 +488,35 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true", help="validate every point and list the run ids; run nothing")
     sw.add_argument("--quiet", action="store_true", help="no line per finished point")
     sw.set_defaults(func=cmd_sweep)
+
+    from .course.catalog import EXERCISES
+
+    course = sub.add_parser("course", help="the course: exercises (otter-grader) and the executed HTML book")
+    csub = course.add_subparsers(dest="course_command", required=True)
+    ca = csub.add_parser("assign", help="student notebooks + autograder zips of the exercises (otter assign)")
+    ca.add_argument("names", nargs="*", help=f"exercises (default: all): {', '.join(e.name for e in EXERCISES)}")
+    ca.add_argument("--out", default="course", help="course folder: <out>/<name>/student, <out>/<name>/autograder")
+    ca.add_argument("--run-tests", action="store_true", help="also run each master's tests while assigning (slower)")
+    ca.set_defaults(func=cmd_course_assign)
+    cb = csub.add_parser("build", help="execute every notebook at its defaults (resumable) and render the HTML book")
+    cb.add_argument("--out", default="site", help="book folder: index.html, one page per notebook, runs/, exercises/")
+    cb.add_argument("--course-dir", default="course", help="stia course assign output to link the exercises from")
+    cb.add_argument("--no-exercises", action="store_true", help="do not copy / link exercises")
+    cb.add_argument("--workers", type=int, default=1, help="notebooks executed at the same time")
+    cb.add_argument("--kernel", default="stia-kit", help="Jupyter kernel (python3 when it is missing)")
+    cb.add_argument("--timeout", type=float, help="seconds per notebook (default: none)")
+    cb.add_argument("-p", "--param", action="append", default=[], metavar="NB:NAME=VALUE",
+                    help="a notebook parameter (repeatable), e.g. -p 01:epochs=5 (default: every notebook's defaults)")
+    cb.set_defaults(func=cmd_course_build)
+
+    gr = sub.add_parser("grade", help="grade exercise submissions with otter (no Docker): JSON, CSV, markdown feedback")
+    gr.add_argument("submissions", nargs="+", help="submitted notebooks")
+    gr.add_argument("--assignment", required=True, choices=[e.name for e in EXERCISES], help="exercise name")
+    gr.add_argument("--course-dir", default="course", help="stia course assign output (assigned on demand)")
+    gr.add_argument("--out", default="grades", help="folder for <stem>.json, <stem>.md and scores.csv")
+    gr.add_argument("--timeout", type=float, default=120.0, help="seconds per submission (then score 0)")
+    gr.add_argument("--workers", type=int, default=1, help="submissions graded at the same time")
+    gr.set_defaults(func=cmd_grade)
 
     enh = sub.add_parser("enhance", help="enhance every video under SRC into the same paths under DST (resumable)")
     enh.add_argument("src", help="folder of videos (searched recursively)")

@@ -49,7 +49,7 @@ from .params import ParameterError, from_mapping, notebook_parameters
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 Backend = Literal["process", "submitit"]
-Status = Literal["done", "failed", "timeout"]
+Status = Literal["done", "failed", "timeout", "interrupted"]
 
 #: messages of kernel-start failures (jupyter_client / nbclient / zmq races under parallel launch): retried
 KERNEL_START_ERRORS = ("Kernel died before replying to kernel_info", "Kernel didn't respond",
@@ -326,6 +326,7 @@ def run_in_process(task: PointTask) -> dict[str, Any]:
 
 _LIVE: set[subprocess.Popen] = set()  # running point subprocesses (killed on Ctrl-C)
 _LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set while an interrupted sweep kills its running points
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -375,6 +376,9 @@ def execute_point(task: PointTask) -> dict[str, Any]:
     status = run_dir / "status.json"
     if status.is_file():
         return json.loads(status.read_text())
+    if _STOPPING.is_set():  # killed by the sweep's own Ctrl-C / SIGTERM: not a failure of the notebook
+        return _status(task, "interrupted", time.monotonic() - start, 1,
+                       "interrupted (Ctrl-C / SIGTERM) while running; the next run of the sweep starts it again")
     tail = (run_dir / "log.txt").read_text(errors="replace")[-1500:]
     return _status(task, "failed", time.monotonic() - start, 1, f"exit code {proc.returncode}: {tail}".strip())
 
@@ -455,7 +459,7 @@ def write_results(out: str | os.PathLike[str], rows: list[dict[str, Any]]) -> tu
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>sweep {html.escape(out.name)}</title>
 <style>body{{font-family:sans-serif}} table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:2px 6px;white-space:nowrap}} th{{background:#eee;position:sticky;top:0}}
-.done{{color:#070}} .failed,.timeout{{color:#b00;font-weight:bold}}</style></head><body>
+.done{{color:#070}} .failed,.timeout{{color:#b00;font-weight:bold}} .interrupted{{color:#a60}}</style></head><body>
 <h1>Sweep: {html.escape(out.name)}</h1><p>{n_done} of {len(rows)} runs done. Data: <a href="results.csv">results.csv</a>.</p>
 <table><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(body)}
@@ -479,7 +483,8 @@ class SweepResult:
 
     @property
     def failed(self) -> list[str]:
-        return [k for k, s in self.statuses.items() if s["status"] != "done"]
+        """Run ids of this call that failed or timed out (not the ones cut off by an interrupt)."""
+        return [k for k, s in self.statuses.items() if s["status"] not in ("done", "interrupted")]
 
 
 def plan(notebook: str | os.PathLike[str], spec: GridSpec, out: str | os.PathLike[str], *,
@@ -544,6 +549,7 @@ def _run_processes(todo: list[PointTask], workers: int, record: Callable[[dict[s
         if not stop.is_set():
             record(execute_point(task))
 
+    _STOPPING.clear()
     pool = ThreadPoolExecutor(max_workers=workers)
     futures = [pool.submit(one, t) for t in todo]
     try:
@@ -551,6 +557,7 @@ def _run_processes(todo: list[PointTask], workers: int, record: Callable[[dict[s
             f.result()
     except KeyboardInterrupt:
         stop.set()  # queued points do not start
+        _STOPPING.set()
         with _LIVE_LOCK:
             live = list(_LIVE)
         for proc in live:

@@ -30,3 +30,13 @@ def parameters_cell_values(notebook: Path) -> dict[str, object]:
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1, f"{notebook.name}: exactly one cell must be tagged 'parameters'"
     return notebook_parameters(cells[0].source)
+
+
+#: notebook file name -> its executed output, filled by the tests/test_notebook_0N.py runs (the CI course book)
+EXECUTED_NOTEBOOKS: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks() -> dict[str, Path]:
+    """The session's executed course notebooks (each notebook test registers its output here)."""
+    return EXECUTED_NOTEBOOKS

@@ -19,13 +19,14 @@ def test_parameters_cell_equals_library_defaults() -> None:
     assert parameters_cell_values(NB) == defaults, "rebuild with: python notebooks/src/build_00.py"
 
 
-def test_notebook_runs_and_writes_metrics(tiny_synth: Path, tmp_path: Path) -> None:
+def test_notebook_runs_and_writes_metrics(tiny_synth: Path, tmp_path: Path, executed_notebooks) -> None:
     import papermill as pm
 
     out_dir = tmp_path / "run"
     params = dict(TINY, data_root=str(tiny_synth), out_dir=str(out_dir), epochs=2)
     pm.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
                         progress_bar=False, cwd=str(tmp_path))
+    executed_notebooks[NB.name] = tmp_path / "out.ipynb"
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert set(metrics["models"]) == {"r3d_18", "r2d_18"}
     assert metrics["chance_top1"] == pytest.approx(1 / 11)

@@ -35,12 +35,13 @@ def test_named_configs():
         DualPathwayParams(rows="both,triple")
 
 
-def test_notebook_runs_with_tiny_parameters(tmp_path):
+def test_notebook_runs_with_tiny_parameters(tmp_path, executed_notebooks):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
     params = dict(TINY, data_root=str(tmp_path / "synth"), out_dir=str(tmp_path / "runs"))
     papermill.execute_notebook(str(NB), str(out), parameters=params, kernel_name="python3", progress_bar=False,
                                cwd=str(tmp_path))
+    executed_notebooks[NB.name] = out
     text = out.read_text()
     assert "sparse frames [0, 8]" in text and "dense frames  [0, 2, 4, 6, 8, 10, 12, 14]" in text
     assert ("axis T: Q/K sequences (100, 2, 8), V (100, 2, 8), attention (100, 2, 2), output (1, 8, 2, 10, 10)"

@@ -27,12 +27,13 @@ def test_unknown_parameter_is_an_error() -> None:
         from_mapping(STILTParams, {"backbone": "resnet50"})  # the field is `backbones`
 
 
-def test_notebook_runs_with_tiny_parameters(tmp_path):
+def test_notebook_runs_with_tiny_parameters(tmp_path, executed_notebooks):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
     params = dict(TINY, data_root=str(tmp_path / "synth"), out_dir=str(tmp_path / "runs"))
     papermill.execute_notebook(str(NB), str(out), parameters=params, kernel_name="python3", progress_bar=False,
                                cwd=str(tmp_path))
+    executed_notebooks[NB.name] = out
     text = out.read_text()
     assert "flow channels: x1, y1, x2, y2" in text
     assert "identical segments -> the attended embedding equals their embedding: True" in text

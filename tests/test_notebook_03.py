@@ -26,12 +26,13 @@ def test_unknown_parameter_is_an_error() -> None:
         from_mapping(TSTAMParams, {"num_segment": 3})  # the field is `num_segments`
 
 
-def test_notebook_runs_with_tiny_parameters(tmp_path):
+def test_notebook_runs_with_tiny_parameters(tmp_path, executed_notebooks):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
     params = dict(TINY, data_root=str(tmp_path / "synth"), out_dir=str(tmp_path / "runs"))
     papermill.execute_notebook(str(NB), str(out), parameters=params, kernel_name="python3", progress_bar=False,
                                cwd=str(tmp_path))
+    executed_notebooks[NB.name] = out
     text = out.read_text()
     assert "with SE on all 10 modules" in text and "(+646,398)" in text
     assert "each sums to 1 over positions: True" in text

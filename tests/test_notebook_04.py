@@ -34,12 +34,13 @@ def test_params_validation() -> None:
     assert e.data_overrides() == {"train_crop": "random_size", "test_windows": True}
 
 
-def test_notebook_runs_with_tiny_parameters(tmp_path):
+def test_notebook_runs_with_tiny_parameters(tmp_path, executed_notebooks):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
     params = dict(TINY, data_root=str(tmp_path / "synth"), out_dir=str(tmp_path / "runs"))
     papermill.execute_notebook(str(NB), str(out), parameters=params, kernel_name="python3", progress_bar=False,
                                cwd=str(tmp_path))
+    executed_notebooks[NB.name] = out
     text = out.read_text()
     assert "paper 3D ResNet-50 at 400 classes: 47,018,576 parameters" in text
     assert "Z^5: (1, 128, 2, 1, 1)" in text  # width 4: 2048 / 16 channels, T 32 / 16, 32 px / 32

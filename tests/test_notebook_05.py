@@ -32,12 +32,13 @@ def test_params_validation() -> None:
     assert e.schedule_overrides()["milestones"] == (10, 20)
 
 
-def test_notebook_runs_with_tiny_parameters(tmp_path):
+def test_notebook_runs_with_tiny_parameters(tmp_path, executed_notebooks):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
     params = dict(TINY, data_root=str(tmp_path / "synth"), out_dir=str(tmp_path / "runs"))
     papermill.execute_notebook(str(NB), str(out), parameters=params, kernel_name="python3", progress_bar=False,
                                cwd=str(tmp_path))
+    executed_notebooks[NB.name] = out
     text = out.read_text()
     assert "MSL(64, S=4): (1, 64, 8, 28, 28) -> (1, 64, 8, 28, 28)" in text
     assert "21.835" in text and "78.410" in text  # MSF-R3D (b, S = 4) and C3D, counted live

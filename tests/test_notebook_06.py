@@ -22,13 +22,14 @@ def test_parameters_cell_equals_library_defaults() -> None:
     assert parameters_cell_values(NB) == defaults, "rebuild with: python notebooks/src/build_06.py"
 
 
-def test_notebook_runs_with_tiny_parameters(tmp_path: Path) -> None:
+def test_notebook_runs_with_tiny_parameters(tmp_path: Path, executed_notebooks) -> None:
     import papermill as pm
 
     out_dir = tmp_path / "run"
     params = dict(TINY, data_root=str(tmp_path / "clean"), dark_root=str(tmp_path / "dark"), out_dir=str(out_dir))
     pm.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
                         progress_bar=False, cwd=str(tmp_path))
+    executed_notebooks[NB.name] = tmp_path / "out.ipynb"
     data = json.loads((out_dir / "lowlight.json").read_text())
     assert data["table"]["columns"] == ["none", "clahe", "zero_dce_pp"]
     assert data["enhanced_train"] == {}  # that path runs in tests/test_lowlight.py (CLI)

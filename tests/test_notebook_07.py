@@ -36,12 +36,13 @@ def test_params_validation() -> None:
     assert key == "video" and len(black) == 3 and all(v < 0 for v in black)  # black = (0 - mean) / std < 0
 
 
-def test_notebook_runs_with_tiny_parameters(tmp_path):
+def test_notebook_runs_with_tiny_parameters(tmp_path, executed_notebooks):
     papermill = pytest.importorskip("papermill")
     out = tmp_path / "out.ipynb"
     params = dict(TINY, data_root=str(tmp_path / "synth"), out_dir=str(tmp_path / "runs"))
     papermill.execute_notebook(str(NB), str(out), parameters=params, kernel_name="python3", progress_bar=False,
                                cwd=str(tmp_path))
+    executed_notebooks[NB.name] = out
     text = out.read_text()
     runs = tmp_path / "runs"
     summary = json.loads((runs / "explain_summary.json").read_text())
