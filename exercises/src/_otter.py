@@ -87,11 +87,13 @@ def question(name: str, points: int | float, prompt: str, solution: str | Sequen
 
 
 def write(cells: list, path: str | Path) -> Path:
-    """Write ``cells`` as a validated nbformat-4 notebook with the ``python3`` kernel spec; returns the path."""
+    """Write ``cells`` as a validated nbformat-4 notebook (``python3`` kernel spec, cell ids ``cell-000``, ...)."""
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
     nb.cells = list(cells)
+    for i, cell in enumerate(nb.cells):  # numbered ids: rebuilding an unchanged exercise rewrites identical bytes
+        cell["id"] = f"cell-{i:03d}"
     nbf.validate(nb)
     path = Path(path)
     nbf.write(nb, path)
